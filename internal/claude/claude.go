@@ -1,0 +1,454 @@
+// Package claude is hookwise's adapter to Anthropic's Messages API: a prompt
+// and a JSON schema go in, the model's structured answer comes out, with
+// its usage, the rate-limit state the API reported and errors classified
+// for the job queue.
+//
+// The adapter never retries by itself: the job queue owns retries, and
+// [Error.Temporary] and [Error.RetryAfter] tell it what to do.
+package claude
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	"github.com/anthropics/anthropic-sdk-go/v2/option"
+)
+
+// DefaultMaxConcurrency is the number of calls in flight when
+// Options.MaxConcurrency is not set.
+const DefaultMaxConcurrency = 4
+
+// Error types that do not come from the API. API errors keep the type the
+// API sent (rate_limit_error, overloaded_error, ...).
+const (
+	// TypeNetwork: the request did not get an HTTP response (connection
+	// error, timeout, cancelled context). Status is 0.
+	TypeNetwork = "network_error"
+	// TypeInvalidOutput: the API answered 200 but the answer is not a
+	// complete JSON object (truncated at max_tokens, a refusal, prose).
+	// Status is 0.
+	TypeInvalidOutput = "invalid_output"
+	// TypeInvalidRequest is the API's own type for a bad request; the
+	// client also uses it, with Status 0, for a Request it refuses to send.
+	TypeInvalidRequest = "invalid_request_error"
+)
+
+// Options configures a Client.
+type Options struct {
+	APIKey     string
+	BaseURL    string       // ANTHROPIC_BASE_URL; "" = SDK default
+	HTTPClient *http.Client // nil = SDK default
+	// MaxConcurrency caps the calls in flight; callers beyond it wait
+	// (or give up when their context ends). Default DefaultMaxConcurrency.
+	MaxConcurrency int
+}
+
+// Client calls the Messages API. It is safe for concurrent use.
+type Client struct {
+	sdk    anthropic.Client
+	apiKey string
+	sem    chan struct{}
+	now    func() time.Time
+
+	mu     sync.Mutex
+	limits RateLimits
+}
+
+// New returns a Client. It reads nothing from the environment: the SDK's
+// own environment defaults are switched off so that only cmd/ decides
+// where credentials and the base URL come from.
+func New(opts Options) *Client {
+	n := opts.MaxConcurrency
+	if n <= 0 {
+		n = DefaultMaxConcurrency
+	}
+	sdkOpts := []option.RequestOption{
+		option.WithoutEnvironmentDefaults(),
+		option.WithAPIKey(opts.APIKey),
+		option.WithMaxRetries(0), // the job queue owns retries
+	}
+	if opts.BaseURL != "" {
+		sdkOpts = append(sdkOpts, option.WithBaseURL(opts.BaseURL))
+	}
+	if opts.HTTPClient != nil {
+		sdkOpts = append(sdkOpts, option.WithHTTPClient(opts.HTTPClient))
+	}
+	return &Client{
+		sdk:    anthropic.NewClient(sdkOpts...),
+		apiKey: opts.APIKey,
+		sem:    make(chan struct{}, n),
+		now:    time.Now,
+	}
+}
+
+// Request is one structured-output call.
+type Request struct {
+	Model string
+	// System is the stable part of the prompt (instructions and repository
+	// context). It is sent as one system text block marked for prompt
+	// caching, so repeated calls with the same System are billed as cache
+	// reads.
+	System string
+	// Prompt is the per-event part, sent as the single user message.
+	Prompt string
+	// Schema is the JSON schema the answer must match.
+	Schema    map[string]any
+	MaxTokens int
+}
+
+// Usage is the token usage the API reported for one call.
+type Usage struct {
+	InputTokens, OutputTokens, CacheCreationInputTokens, CacheReadInputTokens int64
+}
+
+// Result is a successful call's answer and its accounting.
+type Result struct {
+	JSON       json.RawMessage // the structured answer, validated to be a JSON object
+	Usage      Usage
+	Model      string // model the API says answered
+	RequestID  string // from the request-id response header
+	StopReason string
+	Latency    time.Duration // time of the HTTP call, not counting the wait for a concurrency slot
+}
+
+// Complete sends req and returns the model's structured answer.
+//
+// Every error is a *Error. When the API answered but the answer is unusable
+// (Type TypeInvalidOutput), the returned Result still carries Usage, Model,
+// RequestID, StopReason and Latency, because the tokens were spent and the
+// cost ledger must count them; only JSON is empty.
+func (c *Client) Complete(ctx context.Context, req Request) (Result, error) {
+	params, err := c.params(req)
+	if err != nil {
+		return Result{}, err
+	}
+
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return Result{}, c.networkError(ctx.Err())
+	}
+	defer func() { <-c.sem }()
+
+	var httpResp *http.Response
+	start := time.Now()
+	msg, err := c.sdk.Messages.New(ctx, params, option.WithResponseInto(&httpResp))
+	latency := time.Since(start)
+	if err != nil {
+		return Result{}, c.classify(err, httpResp)
+	}
+	if httpResp != nil {
+		c.record(httpResp.Header)
+	}
+
+	res := Result{
+		Usage: Usage{
+			InputTokens:              msg.Usage.InputTokens,
+			OutputTokens:             msg.Usage.OutputTokens,
+			CacheCreationInputTokens: msg.Usage.CacheCreationInputTokens,
+			CacheReadInputTokens:     msg.Usage.CacheReadInputTokens,
+		},
+		Model:      string(msg.Model),
+		StopReason: string(msg.StopReason),
+		Latency:    latency,
+	}
+	if httpResp != nil {
+		res.RequestID = httpResp.Header.Get("request-id")
+	}
+
+	var text strings.Builder
+	for _, block := range msg.Content {
+		if block.Type == "text" {
+			text.WriteString(block.Text)
+		}
+	}
+	answer, err := c.answer(res, text.String())
+	if err != nil {
+		return res, err
+	}
+	res.JSON = answer
+	return res, nil
+}
+
+// params validates req and builds the SDK parameters. Requests the API is
+// certain to reject are refused here, as permanent errors, without a call.
+func (c *Client) params(req Request) (anthropic.MessageNewParams, error) {
+	var problem string
+	switch {
+	case req.Model == "":
+		problem = "model is required"
+	case req.MaxTokens <= 0:
+		problem = "max_tokens must be positive"
+	case req.Prompt == "":
+		problem = "prompt is required"
+	case len(req.Schema) == 0:
+		problem = "schema is required"
+	}
+	if problem != "" {
+		return anthropic.MessageNewParams{}, &Error{Type: TypeInvalidRequest, Message: problem}
+	}
+	// The SDK refuses non-streaming calls it expects to outlast its
+	// timeout; say so now, as a permanent error, not as a network error.
+	if _, err := anthropic.CalculateNonStreamingTimeout(req.MaxTokens, req.Model, nil); err != nil {
+		return anthropic.MessageNewParams{}, &Error{Type: TypeInvalidRequest, Message: "max_tokens too large: " + err.Error(), err: err}
+	}
+
+	p := anthropic.MessageNewParams{
+		Model:     req.Model,
+		MaxTokens: int64(req.MaxTokens),
+		Messages:  []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(req.Prompt))},
+		OutputConfig: anthropic.OutputConfigParam{
+			Format: anthropic.JSONOutputFormatParam{Schema: req.Schema},
+		},
+	}
+	if req.System != "" { // the API rejects an empty text block
+		p.System = []anthropic.TextBlockParam{{
+			Text:         req.System,
+			CacheControl: anthropic.NewCacheControlEphemeralParam(),
+		}}
+	}
+	return p, nil
+}
+
+// answer checks that the model's text is a complete JSON object.
+func (c *Client) answer(res Result, text string) (json.RawMessage, error) {
+	invalid := func(msg string) *Error {
+		return &Error{Type: TypeInvalidOutput, Message: msg, RequestID: res.RequestID}
+	}
+	switch res.StopReason {
+	case string(anthropic.StopReasonMaxTokens):
+		return nil, invalid("answer truncated at max_tokens")
+	case string(anthropic.StopReasonRefusal):
+		return nil, invalid("model refused to answer")
+	}
+	raw := bytes.TrimSpace([]byte(text))
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return nil, invalid(fmt.Sprintf("answer is not a JSON object (stop_reason %q, %d bytes)", res.StopReason, len(raw)))
+	}
+	return json.RawMessage(raw), nil
+}
+
+// Error is every error Complete returns.
+type Error struct {
+	Status     int    // HTTP status; 0 when there was no HTTP error response
+	Type       string // Anthropic error type, or one of the Type constants
+	Message    string
+	RequestID  string
+	RetryAfter time.Duration // how long the API asked us to wait; 0 if it did not say
+
+	err error // the cause, for errors.Is and errors.As
+}
+
+// Error describes the failure. It never contains the API key: messages
+// are scrubbed of it when the Error is built.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("claude: ")
+	if e.Status != 0 {
+		fmt.Fprintf(&b, "%d ", e.Status)
+	}
+	b.WriteString(e.Type)
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	if e.RequestID != "" {
+		fmt.Fprintf(&b, " (request_id %s)", e.RequestID)
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause: the SDK's *anthropic.Error, a network error or
+// a context error.
+func (e *Error) Unwrap() error { return e.err }
+
+// Temporary reports whether the same request may succeed later.
+//
+// Network errors and 408, 409, 429, 500, 502, 503, 504 and 529 are
+// temporary. Bad requests, authentication and permission errors, unknown
+// models, oversized requests (400, 401, 403, 404, 413, 422) are not, and
+// neither is an invalid answer: a truncated answer comes back truncated
+// again with the same max_tokens, and structured outputs make prose
+// answers a sign of a bad schema or prompt, not of bad luck. Other 5xx are
+// taken as temporary, other 4xx as permanent. A Status-0 error of unknown
+// kind is temporary: the queue's bounded attempts make that the cheaper
+// mistake.
+func (e *Error) Temporary() bool {
+	switch e.Status {
+	case 0:
+		return e.Type != TypeInvalidOutput && e.Type != TypeInvalidRequest
+	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests, 529:
+		return true
+	}
+	return e.Status >= 500
+}
+
+func (c *Client) networkError(err error) *Error {
+	return &Error{Type: TypeNetwork, Message: c.scrub(err.Error()), err: err}
+}
+
+// classify turns an SDK error into a *Error and records the rate-limit
+// headers of the response, if there was one.
+func (c *Client) classify(err error, resp *http.Response) *Error {
+	var apiErr *anthropic.Error
+	if !errors.As(err, &apiErr) {
+		return c.networkError(err)
+	}
+	if apiErr.Response != nil {
+		resp = apiErr.Response
+	}
+	e := &Error{
+		Status:    apiErr.StatusCode,
+		Type:      string(apiErr.Type()),
+		Message:   c.scrub(apiErr.Message),
+		RequestID: apiErr.RequestID,
+		err:       err,
+	}
+	if e.Type == "" {
+		e.Type = anthStatusType(e.Status)
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(e.Status)
+	}
+	if resp != nil {
+		c.record(resp.Header)
+		e.RetryAfter = retryAfter(resp.Header, c.now())
+		if e.RequestID == "" {
+			e.RequestID = resp.Header.Get("request-id")
+		}
+	}
+	return e
+}
+
+// anthStatusType names the error type of a response whose body did not,
+// e.g. an HTML page from a proxy.
+func anthStatusType(status int) string {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case status == 529:
+		return "overloaded_error"
+	case status == http.StatusUnauthorized:
+		return "authentication_error"
+	case status == http.StatusForbidden:
+		return "permission_error"
+	case status == http.StatusNotFound:
+		return "not_found_error"
+	case status >= 500:
+		return "api_error"
+	}
+	return TypeInvalidRequest
+}
+
+// scrub removes the API key from s, in case a proxy or the API echoes it.
+func (c *Client) scrub(s string) string {
+	if c.apiKey == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, c.apiKey, "[redacted]")
+}
+
+// retryAfter reads how long the API asks us to wait: retry-after-ms, else
+// retry-after (seconds or an HTTP date), else the latest reset of a
+// rate-limit bucket whose remaining count is 0.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := h.Get("retry-after-ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && !math.IsInf(ms, 0) {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	if v := h.Get("retry-after"); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil {
+			if s > 0 && !math.IsInf(s, 0) {
+				return time.Duration(s * float64(time.Second))
+			}
+		} else if t, err := http.ParseTime(v); err == nil && t.After(now) {
+			return t.Sub(now)
+		}
+	}
+	var wait time.Duration
+	for _, b := range anthBuckets {
+		rem, err := strconv.ParseInt(h.Get("anthropic-ratelimit-"+b+"-remaining"), 10, 64)
+		if err != nil || rem > 0 {
+			continue
+		}
+		reset, err := time.Parse(time.RFC3339, h.Get("anthropic-ratelimit-"+b+"-reset"))
+		if err != nil {
+			continue
+		}
+		wait = max(wait, reset.Sub(now))
+	}
+	return wait
+}
+
+// anthBuckets are the rate-limit buckets the API reports, as named in its
+// anthropic-ratelimit-<bucket>-{limit,remaining,reset} headers.
+var anthBuckets = []string{"requests", "tokens", "input-tokens", "output-tokens"}
+
+// RateLimit is one bucket of the API's rate limits as last reported.
+type RateLimit struct {
+	Limit     int64
+	Remaining int64
+	Reset     time.Time // when the bucket is next fully replenished
+	Known     bool      // whether the API has reported this bucket yet
+}
+
+// RateLimits is the rate-limit state from the latest response that carried
+// it (successful or not).
+type RateLimits struct {
+	Requests     RateLimit
+	Tokens       RateLimit
+	InputTokens  RateLimit
+	OutputTokens RateLimit
+	Updated      time.Time // when a response last carried rate-limit headers; zero if never
+}
+
+// Limits returns the latest rate-limit state the API reported.
+func (c *Client) Limits() RateLimits {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.limits
+}
+
+// record stores the rate-limit headers of h. A bucket missing from h keeps
+// its previous value, so a response from a proxy does not erase what the
+// API said.
+func (c *Client) record(h http.Header) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	dst := []*RateLimit{&c.limits.Requests, &c.limits.Tokens, &c.limits.InputTokens, &c.limits.OutputTokens}
+	for i, b := range anthBuckets {
+		prefix := "anthropic-ratelimit-" + b + "-"
+		limit, errL := strconv.ParseInt(h.Get(prefix+"limit"), 10, 64)
+		remaining, errR := strconv.ParseInt(h.Get(prefix+"remaining"), 10, 64)
+		if errL != nil && errR != nil {
+			continue
+		}
+		rl := RateLimit{Limit: limit, Remaining: remaining, Known: true}
+		if errL != nil {
+			rl.Limit = dst[i].Limit
+		}
+		if errR != nil {
+			rl.Remaining = dst[i].Remaining
+		}
+		if t, err := time.Parse(time.RFC3339, h.Get(prefix+"reset")); err == nil {
+			rl.Reset = t
+		}
+		*dst[i] = rl
+		c.limits.Updated = c.now()
+	}
+}

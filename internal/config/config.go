@@ -1,0 +1,683 @@
+// Package config holds hookwise's configuration: built-in defaults, a strict
+// YAML file, environment overrides and validation. It never reads the
+// environment or flags itself; cmd/hookwise passes them in, so tests and the
+// demo can build a Config without touching the process.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration of one hookwise process.
+type Config struct {
+	Listen          string          `yaml:"listen"`
+	DatabaseURL     string          `yaml:"database_url"`
+	AdminToken      Secret          `yaml:"admin_token"`
+	LogFormat       string          `yaml:"log_format"`
+	GitHub          GitHubConfig    `yaml:"github"`
+	Anthropic       AnthropicConfig `yaml:"anthropic"`
+	Queue           QueueConfig     `yaml:"queue"`
+	PromptsDir      string          `yaml:"prompts_dir"`
+	Defaults        RepoSettings    `yaml:"defaults"`
+	Repositories    []RepoRule      `yaml:"repositories"`
+	ShutdownTimeout Duration        `yaml:"shutdown_timeout"`
+}
+
+// GitHubConfig configures webhook verification and the GitHub API client.
+// Either Token (a PAT) or AppID with a private key authenticates the client.
+type GitHubConfig struct {
+	// WebhookSecrets holds every secret a delivery may be signed with;
+	// several allow rotation without dropping deliveries.
+	WebhookSecrets    []Secret `yaml:"webhook_secrets"`
+	Token             Secret   `yaml:"token"`
+	AppID             int64    `yaml:"app_id"`
+	AppPrivateKey     Secret   `yaml:"app_private_key"`
+	AppPrivateKeyFile string   `yaml:"app_private_key_file"`
+	APIURL            string   `yaml:"api_url"`
+	// WritesPerMinute paces content-creating requests; GitHub's secondary
+	// limit is 80 a minute.
+	WritesPerMinute int `yaml:"writes_per_minute"`
+	// BotLogins are extra logins whose events are ignored, on top of
+	// hookwise's own identity and logins ending in "[bot]".
+	BotLogins []string `yaml:"bot_logins"`
+}
+
+// AnthropicConfig configures the Claude client.
+type AnthropicConfig struct {
+	APIKey         Secret `yaml:"api_key"`
+	BaseURL        string `yaml:"base_url"`
+	Model          string `yaml:"model"`
+	MaxConcurrency int    `yaml:"max_concurrency"`
+	MaxTokens      int    `yaml:"max_tokens"`
+}
+
+// QueueConfig configures River.
+type QueueConfig struct {
+	Workers     int      `yaml:"workers"`
+	MaxAttempts int      `yaml:"max_attempts"`
+	JobTimeout  Duration `yaml:"job_timeout"`
+	// RescueAfter must exceed JobTimeout, or River would rescue jobs that
+	// are still running.
+	RescueAfter Duration `yaml:"rescue_after"`
+}
+
+// RepoSettings says what hookwise does in a repository. Pointer and slice
+// fields distinguish "not set" (nil: inherit) from an explicit value, so a
+// rule can turn off what Defaults turned on.
+type RepoSettings struct {
+	// Events are "event.action" names (e.g. "issues.opened") or a bare
+	// event name meaning every supported action of it.
+	Events           []string `yaml:"events,omitempty"`
+	PostComments     *bool    `yaml:"post_comments,omitempty"`
+	ApplyLabels      *bool    `yaml:"apply_labels,omitempty"`
+	LabelAllowlist   []string `yaml:"label_allowlist,omitempty"` // empty: the repository's existing labels
+	AutoCloseInvalid *bool    `yaml:"auto_close_invalid,omitempty"`
+	ReviewDrafts     *bool    `yaml:"review_drafts,omitempty"`
+	Model            string   `yaml:"model,omitempty"` // "": anthropic.model
+}
+
+// RepoRule overrides Defaults for the repositories matching Match, an
+// "owner/name" or a path.Match glob such as "owner/*".
+type RepoRule struct {
+	Match        string `yaml:"match"`
+	RepoSettings `yaml:",inline"`
+}
+
+// Settings are the resolved settings of one repository.
+type Settings struct {
+	Events           []string
+	PostComments     bool
+	ApplyLabels      bool
+	LabelAllowlist   []string
+	AutoCloseInvalid bool
+	ReviewDrafts     bool
+	Model            string
+}
+
+// SupportedEvents lists the "event.action" names hookwise can handle.
+func SupportedEvents() []string {
+	return []string{
+		"issues.opened",
+		"issues.edited",
+		"pull_request.opened",
+		"pull_request.synchronize",
+		"pull_request.ready_for_review",
+		"pull_request.review_requested",
+		"workflow_run.completed",
+	}
+}
+
+// defaultEvents is SupportedEvents without issues.edited: re-triaging on
+// every edit is noisy and costs a model call each time.
+func defaultEvents() []string {
+	return slices.DeleteFunc(SupportedEvents(), func(e string) bool { return e == "issues.edited" })
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// Default returns the built-in configuration.
+func Default() Config {
+	return Config{
+		Listen:      ":8080",
+		DatabaseURL: "./data/hookwise.db",
+		GitHub: GitHubConfig{
+			APIURL:          "https://api.github.com/",
+			WritesPerMinute: 80,
+		},
+		Anthropic: AnthropicConfig{
+			Model:          "claude-sonnet-4-5",
+			MaxConcurrency: 4,
+			MaxTokens:      2048,
+		},
+		Queue: QueueConfig{
+			Workers:     20,
+			MaxAttempts: 10,
+			JobTimeout:  Duration(2 * time.Minute),
+			RescueAfter: Duration(5 * time.Minute),
+		},
+		Defaults:        defaultRepoSettings(),
+		ShutdownTimeout: Duration(30 * time.Second),
+	}
+}
+
+func defaultRepoSettings() RepoSettings {
+	return RepoSettings{
+		Events:           defaultEvents(),
+		PostComments:     ptr(true),
+		ApplyLabels:      ptr(true),
+		AutoCloseInvalid: ptr(false),
+		ReviewDrafts:     ptr(false),
+	}
+}
+
+// Load builds a Config from the defaults, then the YAML file at path (if
+// path is not empty), then env, and validates the result. env holds
+// environment variables by name; cmd/hookwise passes the process
+// environment (see ParseEnviron).
+func Load(path string, env map[string]string) (Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return Config{}, fmt.Errorf("read config: %w", err)
+		}
+		if err := decodeYAML(path, b, &c); err != nil {
+			return Config{}, err
+		}
+	}
+	if err := c.applyEnv(env); err != nil {
+		return Config{}, err
+	}
+	if err := c.loadPrivateKeyFile(env); err != nil {
+		return Config{}, err
+	}
+	if c.GitHub.APIURL != "" && !strings.HasSuffix(c.GitHub.APIURL, "/") {
+		// go-github resolves paths against the base, which needs the slash.
+		c.GitHub.APIURL += "/"
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// ParseEnviron turns os.Environ-style "KEY=value" pairs into the map Load
+// takes.
+func ParseEnviron(kv []string) map[string]string {
+	env := make(map[string]string, len(kv))
+	for _, s := range kv {
+		if k, v, ok := strings.Cut(s, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// decodeYAML decodes b strictly into c. Errors name the file, line and key
+// path; values of secret keys are left out.
+func decodeYAML(file string, b []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	err := dec.Decode(c)
+	if err == nil || errors.Is(err, io.EOF) { // EOF: empty file
+		return nil
+	}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return fmt.Errorf("config %s: %w", file, err)
+	}
+	keys := keyLines(b)
+	msgs := make([]string, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		msgs = append(msgs, describeYAMLError(file, e, keys))
+	}
+	return errors.New(strings.Join(msgs, "\n"))
+}
+
+var (
+	lineRE       = regexp.MustCompile(`^line (\d+): (.*)$`)
+	unknownRE    = regexp.MustCompile(`^field (\S+) not found in type`)
+	yamlValueRE  = regexp.MustCompile("`[^`]*`")
+	secretKeyRE  = regexp.MustCompile(`(^|\.)(admin_token|webhook_secrets(\[\d+\])?|token|app_private_key|api_key)$`)
+	eventNameRE  = regexp.MustCompile(`^[a-z_]+(\.[a-z_]+)?$`)
+	yamlTypeName = strings.NewReplacer("config.", "")
+)
+
+// describeYAMLError rewrites one yaml.v3 type error ("line 7: field x not
+// found in type config.QueueConfig") as "file:7: queue.x: unknown key".
+func describeYAMLError(file, e string, keys map[int]string) string {
+	m := lineRE.FindStringSubmatch(e)
+	if m == nil {
+		return fmt.Sprintf("config %s: %s", file, e)
+	}
+	line, _ := strconv.Atoi(m[1])
+	msg := m[2]
+	key := keys[line]
+	if u := unknownRE.FindStringSubmatch(msg); u != nil {
+		msg = "unknown key"
+		if key == "" {
+			key = u[1]
+		}
+	}
+	if key == "" || secretKeyRE.MatchString(key) {
+		// yaml.v3 quotes up to 7 characters of the value; never show
+		// them where they may be part of a secret.
+		msg = yamlValueRE.ReplaceAllString(msg, "value")
+	}
+	msg = yamlTypeName.Replace(msg)
+	if key == "" {
+		return fmt.Sprintf("%s:%d: %s", file, line, msg)
+	}
+	return fmt.Sprintf("%s:%d: %s: %s", file, line, key, msg)
+}
+
+// keyLines maps each line holding a mapping key or sequence item to its key
+// path ("queue.workers", "repositories[2].match"). Where several keys share
+// a line (flow style) the first wins.
+func keyLines(b []byte) map[int]string {
+	var doc yaml.Node
+	if yaml.Unmarshal(b, &doc) != nil {
+		return nil
+	}
+	keys := make(map[int]string)
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, prefix)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if prefix != "" {
+					p = prefix + "." + k.Value
+				}
+				if _, ok := keys[k.Line]; !ok {
+					keys[k.Line] = p
+				}
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", prefix, i)
+				if _, ok := keys[c.Line]; !ok {
+					keys[c.Line] = p
+				}
+				walk(c, p)
+			}
+		}
+	}
+	walk(&doc, "")
+	return keys
+}
+
+// applyEnv overrides c with the environment. Empty variables count as unset.
+func (c *Config) applyEnv(env map[string]string) error {
+	var errs []error
+	str := func(name string, dst *string) {
+		if v := env[name]; v != "" {
+			*dst = v
+		}
+	}
+	secret := func(name string, dst *Secret) {
+		if v := env[name]; v != "" {
+			*dst = Secret(v)
+		}
+	}
+	integer := func(name string, set func(int64)) {
+		v := env[name]
+		if v == "" {
+			return
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: want a whole number, got %q", name, v))
+			return
+		}
+		set(n)
+	}
+
+	str("HOOKWISE_LISTEN", &c.Listen)
+	str("HOOKWISE_DATABASE_URL", &c.DatabaseURL)
+	secret("HOOKWISE_ADMIN_TOKEN", &c.AdminToken)
+	str("HOOKWISE_LOG_FORMAT", &c.LogFormat)
+	str("HOOKWISE_PROMPTS_DIR", &c.PromptsDir)
+	integer("HOOKWISE_WORKERS", func(n int64) { c.Queue.Workers = int(n) })
+
+	if v := env["GITHUB_WEBHOOK_SECRET"]; v != "" {
+		var secrets []Secret
+		for s := range strings.SplitSeq(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				secrets = append(secrets, Secret(s))
+			}
+		}
+		if len(secrets) > 0 {
+			c.GitHub.WebhookSecrets = secrets
+		}
+	}
+	secret("GITHUB_TOKEN", &c.GitHub.Token)
+	integer("GITHUB_APP_ID", func(n int64) { c.GitHub.AppID = n })
+	// A key from the environment replaces the file's key in either form.
+	key, keyFile := env["GITHUB_APP_PRIVATE_KEY"], env["GITHUB_APP_PRIVATE_KEY_FILE"]
+	switch {
+	case key != "" && keyFile != "":
+		errs = append(errs, errors.New("GITHUB_APP_PRIVATE_KEY_FILE: set either it or GITHUB_APP_PRIVATE_KEY, not both"))
+	case key != "":
+		c.GitHub.AppPrivateKey, c.GitHub.AppPrivateKeyFile = Secret(key), ""
+	case keyFile != "":
+		c.GitHub.AppPrivateKey, c.GitHub.AppPrivateKeyFile = "", keyFile
+	}
+	str("GITHUB_API_URL", &c.GitHub.APIURL)
+	integer("GITHUB_WRITES_PER_MINUTE", func(n int64) { c.GitHub.WritesPerMinute = int(n) })
+
+	secret("ANTHROPIC_API_KEY", &c.Anthropic.APIKey)
+	str("ANTHROPIC_BASE_URL", &c.Anthropic.BaseURL)
+	str("ANTHROPIC_MODEL", &c.Anthropic.Model)
+	return errors.Join(errs...)
+}
+
+// loadPrivateKeyFile reads AppPrivateKeyFile into AppPrivateKey. Errors name
+// where the file came from and never include its content.
+func (c *Config) loadPrivateKeyFile(env map[string]string) error {
+	file := c.GitHub.AppPrivateKeyFile
+	if file == "" {
+		return nil
+	}
+	name := "github.app_private_key_file"
+	if env["GITHUB_APP_PRIVATE_KEY_FILE"] != "" {
+		name = "GITHUB_APP_PRIVATE_KEY_FILE"
+	}
+	if c.GitHub.AppPrivateKey != "" {
+		return fmt.Errorf("%s: set either it or github.app_private_key, not both", name)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is already in the message
+		}
+		return fmt.Errorf("%s: read %s: %w", name, file, err)
+	}
+	c.GitHub.AppPrivateKey = Secret(b)
+	return nil
+}
+
+// Validate checks everything but credentials, which only serving needs (see
+// ValidateForServe). Every problem is reported, each naming its key.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	atLeast := func(key string, got, min int) {
+		if got < min {
+			bad(key, "must be at least %d, got %d", min, got)
+		}
+	}
+	positive := func(key string, d Duration) {
+		if d <= 0 {
+			bad(key, "must be positive, got %s", d)
+		}
+	}
+	checkURL := func(key, s string) {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad(key, "want an http:// or https:// URL, got %q", s)
+		}
+	}
+
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "want host:port (e.g. \":8080\"), got %q", c.Listen)
+	}
+	if c.DatabaseURL == "" {
+		bad("database_url", "must not be empty")
+	} else if c.UsesPostgres() {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || u.Host == "" && u.RawQuery == "" {
+			// The URL may hold a password: never echo it.
+			bad("database_url", "not a valid PostgreSQL URL")
+		}
+	}
+	switch c.LogFormat {
+	case "", "json", "text":
+	default:
+		bad("log_format", `want "json", "text" or "" (auto), got %q`, c.LogFormat)
+	}
+
+	for i, s := range c.GitHub.WebhookSecrets {
+		if s == "" {
+			bad(fmt.Sprintf("github.webhook_secrets[%d]", i), "must not be empty")
+		}
+	}
+	if c.GitHub.AppID < 0 {
+		bad("github.app_id", "must not be negative, got %d", c.GitHub.AppID)
+	}
+	checkURL("github.api_url", c.GitHub.APIURL)
+	atLeast("github.writes_per_minute", c.GitHub.WritesPerMinute, 1)
+	for i, l := range c.GitHub.BotLogins {
+		if strings.TrimSpace(l) == "" {
+			bad(fmt.Sprintf("github.bot_logins[%d]", i), "must not be empty")
+		}
+	}
+
+	if c.Anthropic.BaseURL != "" {
+		checkURL("anthropic.base_url", c.Anthropic.BaseURL)
+	}
+	if c.Anthropic.Model == "" {
+		bad("anthropic.model", "must not be empty")
+	}
+	atLeast("anthropic.max_concurrency", c.Anthropic.MaxConcurrency, 1)
+	atLeast("anthropic.max_tokens", c.Anthropic.MaxTokens, 1)
+
+	atLeast("queue.workers", c.Queue.Workers, 1)
+	atLeast("queue.max_attempts", c.Queue.MaxAttempts, 1)
+	positive("queue.job_timeout", c.Queue.JobTimeout)
+	if c.Queue.RescueAfter <= c.Queue.JobTimeout {
+		bad("queue.rescue_after", "must be greater than queue.job_timeout (%s), got %s", c.Queue.JobTimeout, c.Queue.RescueAfter)
+	}
+	positive("shutdown_timeout", c.ShutdownTimeout)
+
+	errs = append(errs, c.Defaults.validate("defaults")...)
+	for i, r := range c.Repositories {
+		key := fmt.Sprintf("repositories[%d]", i)
+		if err := validateMatch(r.Match); err != nil {
+			bad(key+".match", "%v", err)
+		}
+		errs = append(errs, r.RepoSettings.validate(key)...)
+	}
+	return errors.Join(errs...)
+}
+
+func validateMatch(m string) error {
+	if m == "" {
+		return errors.New(`must not be empty; want "owner/name" or a glob like "owner/*"`)
+	}
+	if _, err := path.Match(m, ""); err != nil {
+		return fmt.Errorf("bad glob %q: %w", m, err)
+	}
+	if owner, name, ok := strings.Cut(m, "/"); !ok || owner == "" || name == "" || strings.Contains(name, "/") {
+		return fmt.Errorf(`want "owner/name" or a glob like "owner/*", got %q`, m)
+	}
+	return nil
+}
+
+func (s RepoSettings) validate(prefix string) []error {
+	var errs []error
+	supported := SupportedEvents()
+	for i, e := range s.Events {
+		if !eventNameRE.MatchString(e) || !slices.ContainsFunc(supported, func(se string) bool {
+			return se == e || strings.HasPrefix(se, e+".")
+		}) {
+			errs = append(errs, fmt.Errorf("%s.events[%d]: unsupported event %q; want one of %s (or a bare event name)",
+				prefix, i, e, strings.Join(supported, ", ")))
+		}
+	}
+	for i, l := range s.LabelAllowlist {
+		if strings.TrimSpace(l) == "" {
+			errs = append(errs, fmt.Errorf("%s.label_allowlist[%d]: must not be empty", prefix, i))
+		}
+	}
+	return errs
+}
+
+// ValidateForServe is Validate plus the credentials that serving needs:
+// webhook secrets, GitHub authentication and an Anthropic API key. Modes
+// that run without them (demo, migrate, check-config) call Validate only.
+func (c Config) ValidateForServe() error {
+	errs := []error{c.Validate()}
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(c.GitHub.WebhookSecrets) == 0 {
+		bad("github.webhook_secrets: set GITHUB_WEBHOOK_SECRET")
+	}
+	gh := c.GitHub
+	switch {
+	case gh.Token == "" && gh.AppID == 0:
+		bad("github: set GITHUB_TOKEN or GITHUB_APP_ID with GITHUB_APP_PRIVATE_KEY")
+	case gh.Token != "" && gh.AppID != 0:
+		bad("github: set either GITHUB_TOKEN or GITHUB_APP_ID, not both")
+	case gh.AppID != 0 && gh.AppPrivateKey == "":
+		bad("github.app_private_key: GITHUB_APP_ID is set; set GITHUB_APP_PRIVATE_KEY or GITHUB_APP_PRIVATE_KEY_FILE")
+	case gh.AppID != 0:
+		if block, _ := pem.Decode([]byte(gh.AppPrivateKey.Value())); block == nil {
+			bad("github.app_private_key: not a PEM-encoded private key")
+		}
+	}
+	if gh.AppID == 0 && gh.AppPrivateKey != "" {
+		bad("github.app_id: GITHUB_APP_PRIVATE_KEY is set; set GITHUB_APP_ID too")
+	}
+	if c.Anthropic.APIKey == "" {
+		bad("anthropic.api_key: set ANTHROPIC_API_KEY")
+	}
+	return errors.Join(errs...)
+}
+
+// UsesPostgres reports whether DatabaseURL selects PostgreSQL rather than a
+// SQLite file.
+func (c Config) UsesPostgres() bool {
+	return strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://")
+}
+
+// For resolves the settings of repo ("owner/name"): the built-in defaults,
+// then Defaults, then the first rule that matches, field by field. Matching
+// ignores case, as GitHub does.
+func (c Config) For(repo string) Settings {
+	s := defaultRepoSettings().merge(c.Defaults)
+	repo = strings.ToLower(repo)
+	for _, r := range c.Repositories {
+		if ok, _ := path.Match(strings.ToLower(r.Match), repo); ok {
+			s = s.merge(r.RepoSettings)
+			break
+		}
+	}
+	model := s.Model
+	if model == "" {
+		model = c.Anthropic.Model
+	}
+	return Settings{
+		Events:           slices.Clone(s.Events),
+		PostComments:     *s.PostComments,
+		ApplyLabels:      *s.ApplyLabels,
+		LabelAllowlist:   slices.Clone(s.LabelAllowlist),
+		AutoCloseInvalid: *s.AutoCloseInvalid,
+		ReviewDrafts:     *s.ReviewDrafts,
+		Model:            model,
+	}
+}
+
+// merge returns s with every field set in o replacing its own.
+func (s RepoSettings) merge(o RepoSettings) RepoSettings {
+	if o.Events != nil {
+		s.Events = o.Events
+	}
+	if o.PostComments != nil {
+		s.PostComments = o.PostComments
+	}
+	if o.ApplyLabels != nil {
+		s.ApplyLabels = o.ApplyLabels
+	}
+	if o.LabelAllowlist != nil {
+		s.LabelAllowlist = o.LabelAllowlist
+	}
+	if o.AutoCloseInvalid != nil {
+		s.AutoCloseInvalid = o.AutoCloseInvalid
+	}
+	if o.ReviewDrafts != nil {
+		s.ReviewDrafts = o.ReviewDrafts
+	}
+	if o.Model != "" {
+		s.Model = o.Model
+	}
+	return s
+}
+
+// Enabled reports whether hookwise handles event with action here, either
+// listed as "event.action" or as the bare event name.
+func (s Settings) Enabled(event, action string) bool {
+	return slices.Contains(s.Events, event) || slices.Contains(s.Events, event+"."+action)
+}
+
+// Redacted returns the effective configuration as YAML with every secret
+// shown as "[redacted]", or "" where unset.
+func (c Config) Redacted() string {
+	var b strings.Builder
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		// Only custom marshalers could fail, and ours do not.
+		return fmt.Sprintf("# cannot render config: %v\n", err)
+	}
+	_ = enc.Close()
+	return b.String()
+}
+
+// Secret is a string that does not print: every formatting and encoding
+// path shows "[redacted]" (or "" when unset). Value returns the real value.
+type Secret string
+
+const redacted = "[redacted]"
+
+// Value returns the secret itself.
+func (s Secret) Value() string { return string(s) }
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return fmt.Sprintf("config.Secret(%q)", s.String()) }
+
+// LogValue keeps slog handlers from printing the value.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalYAML implements yaml.Marshaler.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// MarshalJSON implements json.Marshaler.
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// MarshalText implements encoding.TextMarshaler, used by encoders that
+// prefer it (and by map keys).
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Duration is a time.Duration written in YAML as "30s" or "5m".
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// UnmarshalYAML implements yaml.Unmarshaler. It returns a *yaml.TypeError
+// so that decodeYAML can name the key.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if n.Kind != yaml.ScalarNode || err != nil {
+		return &yaml.TypeError{Errors: []string{
+			fmt.Sprintf("line %d: want a duration like \"30s\" or \"5m\", got %q", n.Line, n.Value),
+		}}
+	}
+	*d = Duration(v)
+	return nil
+}

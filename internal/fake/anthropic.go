@@ -1,0 +1,608 @@
+package fake
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// anthCacheTTL is how long a prompt-cache entry lives after its last use,
+// like the API's default ephemeral cache.
+const anthCacheTTL = 5 * time.Minute
+
+// Default per-minute rate limits of the fake, reported in the
+// anthropic-ratelimit-* headers and enforced with 429s.
+const (
+	anthDefaultRequestsPerMinute = 1000
+	anthDefaultTokensPerMinute   = 1_000_000
+)
+
+// Anthropic is an in-process fake of Anthropic's Messages API
+// (POST /v1/messages). It speaks the real wire format, so the official SDK
+// and hookwise's claude adapter work against it unchanged. It is safe for
+// concurrent use.
+type Anthropic struct {
+	opts AnthropicOptions
+
+	mu          sync.Mutex
+	apiKey      string
+	calls       int
+	requests    []AnthropicRequest
+	failures    []anthFailure
+	cache       map[[32]byte]time.Time // system prompt hash → last use
+	windowStart time.Time              // start of the current rate-limit minute
+	windowReqs  int64
+	windowToks  int64
+	inFlight    int
+	maxInFlight int
+}
+
+// AnthropicOptions configures an Anthropic fake.
+type AnthropicOptions struct {
+	APIKey  string
+	Latency time.Duration // added to every call
+	// Respond builds the structured answer. The value is JSON-encoded into
+	// the answer's text block, except a string, []byte or json.RawMessage,
+	// which is sent verbatim (so a test can answer with prose). An error
+	// becomes a 500 api_error. Default: AnthropicSchemaResponder.
+	Respond func(req AnthropicRequest) (any, error)
+	// RequestsPerMinute and TokensPerMinute are the limits reported in the
+	// rate-limit headers; a call beyond them gets a 429 rate_limit_error.
+	// Zero means 1000 requests and 1,000,000 tokens.
+	RequestsPerMinute, TokensPerMinute int64
+	Now                                func() time.Time // default time.Now; for cache expiry and rate-limit windows
+}
+
+// AnthropicRequest is a Messages API request as the fake decoded it.
+type AnthropicRequest struct {
+	Model     string
+	System    string         // system text (blocks joined with "\n")
+	Prompt    string         // text of all messages, joined with "\n\n"
+	Schema    map[string]any // output_config.format.schema; nil without structured output
+	MaxTokens int
+}
+
+type anthFailure struct {
+	status     int
+	errType    string
+	retryAfter time.Duration
+}
+
+// NewAnthropic returns a fake Messages API.
+func NewAnthropic(opts AnthropicOptions) *Anthropic {
+	if opts.Respond == nil {
+		opts.Respond = AnthropicSchemaResponder
+	}
+	if opts.RequestsPerMinute <= 0 {
+		opts.RequestsPerMinute = anthDefaultRequestsPerMinute
+	}
+	if opts.TokensPerMinute <= 0 {
+		opts.TokensPerMinute = anthDefaultTokensPerMinute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Anthropic{opts: opts, apiKey: opts.APIKey, cache: map[[32]byte]time.Time{}}
+}
+
+// Calls returns the number of successful message calls.
+func (a *Anthropic) Calls() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.calls
+}
+
+// Requests returns the requests of the successful calls, oldest first.
+func (a *Anthropic) Requests() []AnthropicRequest {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]AnthropicRequest(nil), a.requests...)
+}
+
+// MaxInFlight returns the most requests the fake has served at once.
+func (a *Anthropic) MaxInFlight() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.maxInFlight
+}
+
+// FailNext makes the next n calls that pass authentication fail with
+// status and the API's error body of type errType ("" picks the type the
+// API uses for status), with a retry-after header (whole seconds, rounded
+// up) when retryAfter > 0.
+func (a *Anthropic) FailNext(status int, errType string, n int, retryAfter time.Duration) {
+	if errType == "" {
+		errType = anthTypeForStatus(status)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for range n {
+		a.failures = append(a.failures, anthFailure{status: status, errType: errType, retryAfter: retryAfter})
+	}
+}
+
+// SetAPIKey changes the key the fake accepts.
+func (a *Anthropic) SetAPIKey(key string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.apiKey = key
+}
+
+// anthWireRequest is the part of a Messages API request body the fake reads.
+type anthWireRequest struct {
+	Model        string            `json:"model"`
+	MaxTokens    *int              `json:"max_tokens"`
+	System       json.RawMessage   `json:"system"`
+	Messages     []anthWireMessage `json:"messages"`
+	OutputConfig *struct {
+		Format *struct {
+			Type   string         `json:"type"`
+			Schema map[string]any `json:"schema"`
+		} `json:"format"`
+	} `json:"output_config"`
+}
+
+type anthWireMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"`
+}
+
+type anthWireBlock struct {
+	Type         string          `json:"type"`
+	Text         string          `json:"text"`
+	CacheControl json.RawMessage `json:"cache_control"`
+}
+
+// anthText decodes content that is either a string or a list of blocks,
+// returning its text and whether any block asks for prompt caching.
+func anthText(raw json.RawMessage) (text string, cached bool, err error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", false, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, false, nil
+	}
+	var blocks []anthWireBlock
+	if err := json.Unmarshal(raw, &blocks); err != nil {
+		return "", false, errors.New("content must be a string or a list of content blocks")
+	}
+	var parts []string
+	for _, b := range blocks {
+		if b.Type == "text" {
+			parts = append(parts, b.Text)
+		}
+		if len(b.CacheControl) > 0 && string(b.CacheControl) != "null" {
+			cached = true
+		}
+	}
+	return strings.Join(parts, "\n"), cached, nil
+}
+
+// ServeHTTP serves POST /v1/messages; every other route is a 404.
+func (a *Anthropic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/v1/messages" {
+		anthWriteError(w, http.StatusNotFound, "not_found_error", "Not found", 0)
+		return
+	}
+	if r.Method != http.MethodPost {
+		anthWriteError(w, http.StatusMethodNotAllowed, "invalid_request_error", "Method not allowed", 0)
+		return
+	}
+
+	a.mu.Lock()
+	a.inFlight++
+	a.maxInFlight = max(a.maxInFlight, a.inFlight)
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.inFlight--
+		a.mu.Unlock()
+	}()
+
+	if a.opts.Latency > 0 {
+		t := time.NewTimer(a.opts.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+
+	if !a.authorized(r.Header) {
+		anthWriteError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key", 0)
+		return
+	}
+	if r.Header.Get("anthropic-version") == "" {
+		anthWriteError(w, http.StatusBadRequest, "invalid_request_error", "anthropic-version: header is required", 0)
+		return
+	}
+
+	a.mu.Lock()
+	a.rollWindow()
+	if len(a.failures) > 0 {
+		f := a.failures[0]
+		a.failures = a.failures[1:]
+		a.writeLimitHeaders(w.Header())
+		a.mu.Unlock()
+		anthWriteError(w, f.status, f.errType, anthMessageForType(f.errType), f.retryAfter)
+		return
+	}
+	a.mu.Unlock()
+
+	var wire anthWireRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 32<<20)).Decode(&wire); err != nil {
+		anthWriteError(w, http.StatusBadRequest, "invalid_request_error", "invalid JSON body: "+err.Error(), 0)
+		return
+	}
+	req, cacheable, problem := anthDecode(wire)
+	if problem != "" {
+		anthWriteError(w, http.StatusBadRequest, "invalid_request_error", problem, 0)
+		return
+	}
+
+	systemTokens := int64(len(req.System) / 4)
+	inputTokens := int64(len(req.Prompt) / 4)
+
+	a.mu.Lock()
+	a.rollWindow()
+	now := a.opts.Now()
+	if a.windowReqs >= a.opts.RequestsPerMinute || a.windowToks+systemTokens+inputTokens > a.opts.TokensPerMinute {
+		wait := a.windowStart.Add(time.Minute).Sub(now)
+		a.writeLimitHeaders(w.Header())
+		a.mu.Unlock()
+		anthWriteError(w, http.StatusTooManyRequests, "rate_limit_error", anthMessageForType("rate_limit_error"), wait)
+		return
+	}
+	var cacheRead, cacheCreation int64
+	if cacheable && systemTokens > 0 {
+		key := sha256.Sum256([]byte(req.Model + "\x00" + req.System))
+		if last, ok := a.cache[key]; ok && now.Sub(last) < anthCacheTTL {
+			cacheRead = systemTokens
+		} else {
+			cacheCreation = systemTokens
+		}
+		for k, last := range a.cache {
+			if now.Sub(last) >= anthCacheTTL {
+				delete(a.cache, k)
+			}
+		}
+		a.cache[key] = now // a read refreshes the entry, as the API does
+	} else {
+		inputTokens += systemTokens
+	}
+	a.mu.Unlock()
+
+	answer, err := a.opts.Respond(req)
+	if err != nil {
+		anthWriteError(w, http.StatusInternalServerError, "api_error", "Internal server error: "+err.Error(), 0)
+		return
+	}
+	text, err := anthAnswerText(answer)
+	if err != nil {
+		anthWriteError(w, http.StatusInternalServerError, "api_error", "Internal server error: "+err.Error(), 0)
+		return
+	}
+	stopReason := "end_turn"
+	outputTokens := max(int64(len(text)/4), 1)
+	if outputTokens > int64(req.MaxTokens) {
+		// Cut the answer where the model would have run out of tokens.
+		outputTokens = int64(req.MaxTokens)
+		text = text[:min(len(text), req.MaxTokens*4)]
+		stopReason = "max_tokens"
+	}
+
+	a.mu.Lock()
+	a.calls++
+	a.requests = append(a.requests, req)
+	a.windowReqs++
+	a.windowToks += inputTokens + cacheCreation + cacheRead + outputTokens
+	a.writeLimitHeaders(w.Header())
+	a.mu.Unlock()
+
+	body := map[string]any{
+		"id":            "msg_" + rand.Text(),
+		"type":          "message",
+		"role":          "assistant",
+		"model":         req.Model,
+		"content":       []any{map[string]any{"type": "text", "text": text}},
+		"stop_reason":   stopReason,
+		"stop_sequence": nil,
+		"usage": map[string]any{
+			"input_tokens":                inputTokens,
+			"output_tokens":               outputTokens,
+			"cache_creation_input_tokens": cacheCreation,
+			"cache_read_input_tokens":     cacheRead,
+			"cache_creation": map[string]any{
+				"ephemeral_5m_input_tokens": cacheCreation,
+				"ephemeral_1h_input_tokens": 0,
+			},
+			"service_tier": "standard",
+		},
+	}
+	anthWriteJSON(w, http.StatusOK, body)
+}
+
+// authorized reports whether the request carries the configured key. The
+// API takes a key in x-api-key; the Go SDK v2 sends it as a bearer token,
+// so both are accepted, and every credential presented must match.
+func (a *Anthropic) authorized(h http.Header) bool {
+	a.mu.Lock()
+	key := a.apiKey
+	a.mu.Unlock()
+	xKey := h.Get("x-api-key")
+	bearer, hasBearer := strings.CutPrefix(h.Get("Authorization"), "Bearer ")
+	if xKey == "" && !hasBearer {
+		return false
+	}
+	if xKey != "" && xKey != key {
+		return false
+	}
+	if hasBearer && bearer != key {
+		return false
+	}
+	return true
+}
+
+// anthDecode checks a wire request the way the API does and flattens it.
+func anthDecode(wire anthWireRequest) (req AnthropicRequest, cacheable bool, problem string) {
+	switch {
+	case wire.Model == "":
+		return req, false, "model: Field required"
+	case wire.MaxTokens == nil:
+		return req, false, "max_tokens: Field required"
+	case *wire.MaxTokens < 0:
+		return req, false, "max_tokens: Input should be greater than or equal to 0"
+	case len(wire.Messages) == 0:
+		return req, false, "messages: Field required"
+	}
+	system, cacheable, err := anthText(wire.System)
+	if err != nil {
+		return req, false, "system: " + err.Error()
+	}
+	var prompts []string
+	for i, m := range wire.Messages {
+		if m.Role != "user" && m.Role != "assistant" {
+			return req, false, fmt.Sprintf("messages.%d.role: Input should be 'user' or 'assistant'", i)
+		}
+		text, _, err := anthText(m.Content)
+		if err != nil {
+			return req, false, fmt.Sprintf("messages.%d.content: %v", i, err)
+		}
+		prompts = append(prompts, text)
+	}
+	req = AnthropicRequest{
+		Model:     wire.Model,
+		System:    system,
+		Prompt:    strings.Join(prompts, "\n\n"),
+		MaxTokens: *wire.MaxTokens,
+	}
+	if oc := wire.OutputConfig; oc != nil && oc.Format != nil {
+		if oc.Format.Type != "json_schema" {
+			return req, false, "output_config.format.type: Input should be 'json_schema'"
+		}
+		if oc.Format.Schema == nil {
+			return req, false, "output_config.format.schema: Field required"
+		}
+		req.Schema = oc.Format.Schema
+	}
+	return req, cacheable, ""
+}
+
+// anthAnswerText turns a responder's value into the text block's text.
+func anthAnswerText(v any) (string, error) {
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case []byte:
+		return string(v), nil
+	case json.RawMessage:
+		return string(v), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("encode answer: %w", err)
+	}
+	return string(b), nil
+}
+
+// rollWindow starts a new rate-limit minute when the current one is over.
+// a.mu must be held.
+func (a *Anthropic) rollWindow() {
+	now := a.opts.Now()
+	if now.Sub(a.windowStart) >= time.Minute {
+		a.windowStart = now
+		a.windowReqs, a.windowToks = 0, 0
+	}
+}
+
+// writeLimitHeaders writes the rate-limit headers and a request id.
+// a.mu must be held.
+func (a *Anthropic) writeLimitHeaders(h http.Header) {
+	reset := a.windowStart.Add(time.Minute).UTC().Format(time.RFC3339)
+	h.Set("anthropic-ratelimit-requests-limit", strconv.FormatInt(a.opts.RequestsPerMinute, 10))
+	h.Set("anthropic-ratelimit-requests-remaining", strconv.FormatInt(max(a.opts.RequestsPerMinute-a.windowReqs, 0), 10))
+	h.Set("anthropic-ratelimit-requests-reset", reset)
+	h.Set("anthropic-ratelimit-tokens-limit", strconv.FormatInt(a.opts.TokensPerMinute, 10))
+	h.Set("anthropic-ratelimit-tokens-remaining", strconv.FormatInt(max(a.opts.TokensPerMinute-a.windowToks, 0), 10))
+	h.Set("anthropic-ratelimit-tokens-reset", reset)
+}
+
+// anthWriteError writes the API's error body, with a retry-after header in
+// whole seconds (rounded up) when retryAfter > 0.
+func anthWriteError(w http.ResponseWriter, status int, errType, message string, retryAfter time.Duration) {
+	if retryAfter > 0 {
+		w.Header().Set("retry-after", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
+	}
+	anthWriteJSON(w, status, map[string]any{
+		"type":       "error",
+		"error":      map[string]any{"type": errType, "message": message},
+		"request_id": anthRequestID(w),
+	})
+}
+
+// anthRequestID returns the response's request id, assigning one first.
+func anthRequestID(w http.ResponseWriter) string {
+	id := w.Header().Get("request-id")
+	if id == "" {
+		id = "req_" + rand.Text()
+		w.Header().Set("request-id", id)
+	}
+	return id
+}
+
+func anthWriteJSON(w http.ResponseWriter, status int, v any) {
+	anthRequestID(w)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// anthTypeForStatus is the error type the API uses for status.
+func anthTypeForStatus(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "invalid_request_error"
+	case http.StatusUnauthorized:
+		return "authentication_error"
+	case http.StatusForbidden:
+		return "permission_error"
+	case http.StatusNotFound:
+		return "not_found_error"
+	case http.StatusRequestEntityTooLarge:
+		return "request_too_large"
+	case http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case 529:
+		return "overloaded_error"
+	}
+	return "api_error"
+}
+
+func anthMessageForType(errType string) string {
+	switch errType {
+	case "rate_limit_error":
+		return "Number of requests has exceeded your rate limit. Please try again later."
+	case "overloaded_error":
+		return "Overloaded"
+	case "authentication_error":
+		return "invalid x-api-key"
+	case "permission_error":
+		return "Your API key does not have permission to use the specified resource."
+	case "not_found_error":
+		return "The requested resource could not be found."
+	case "invalid_request_error":
+		return "Invalid request."
+	}
+	return "Internal server error"
+}
+
+// AnthropicSchemaResponder is the fake's default responder: it fills the
+// request's JSON schema with plausible values (the first enum value or
+// const, "example" for strings, 1 for numbers, false for booleans, arrays
+// of one item or minItems, every object property), so any schema gets a
+// valid answer. Without a schema it answers with prose.
+func AnthropicSchemaResponder(req AnthropicRequest) (any, error) {
+	if req.Schema == nil {
+		return "This is a fake answer from the Anthropic fake.", nil
+	}
+	return anthFill(req.Schema, req.Schema, 0), nil
+}
+
+// anthFill returns a value matching schema; root resolves "$ref"s.
+func anthFill(schema, root map[string]any, depth int) any {
+	if depth > 16 || schema == nil {
+		return nil
+	}
+	if ref, ok := schema["$ref"].(string); ok {
+		return anthFill(anthResolve(ref, root), root, depth+1)
+	}
+	if c, ok := schema["const"]; ok {
+		return c
+	}
+	if enum, ok := schema["enum"].([]any); ok && len(enum) > 0 {
+		return enum[0]
+	}
+	for _, k := range []string{"anyOf", "oneOf", "allOf"} {
+		if alts, ok := schema[k].([]any); ok && len(alts) > 0 {
+			if first, ok := alts[0].(map[string]any); ok {
+				return anthFill(first, root, depth+1)
+			}
+		}
+	}
+
+	typ, _ := schema["type"].(string)
+	if types, ok := schema["type"].([]any); ok {
+		for _, t := range types {
+			if s, _ := t.(string); s != "null" {
+				typ = s
+				break
+			}
+		}
+	}
+	if typ == "" {
+		if _, ok := schema["properties"]; ok {
+			typ = "object"
+		} else if _, ok := schema["items"]; ok {
+			typ = "array"
+		}
+	}
+	switch typ {
+	case "object":
+		out := map[string]any{}
+		props, _ := schema["properties"].(map[string]any)
+		for name, p := range props {
+			ps, _ := p.(map[string]any)
+			out[name] = anthFill(ps, root, depth+1)
+		}
+		return out
+	case "array":
+		n := 1
+		if m, ok := schema["minItems"].(float64); ok && int(m) > n {
+			n = int(m)
+		}
+		items, _ := schema["items"].(map[string]any)
+		out := make([]any, n)
+		for i := range out {
+			out[i] = anthFill(items, root, depth+1)
+		}
+		return out
+	case "string":
+		return "example"
+	case "integer", "number":
+		if m, ok := schema["minimum"].(float64); ok && m > 1 {
+			return m
+		}
+		return 1
+	case "boolean":
+		return false
+	}
+	return nil
+}
+
+// anthResolve finds a local "#/$defs/..." or "#/definitions/..." reference.
+func anthResolve(ref string, root map[string]any) map[string]any {
+	path, ok := strings.CutPrefix(ref, "#/")
+	if !ok {
+		return nil
+	}
+	var cur any = root
+	for _, part := range strings.Split(path, "/") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[part]
+	}
+	s, _ := cur.(map[string]any)
+	return s
+}

@@ -1,0 +1,528 @@
+// Package gh is hookwise's GitHub adapter: a small client over go-github
+// that authenticates with a personal access token or as a GitHub App,
+// follows pagination, and turns every failure into an *Error that says
+// whether retrying can help and when.
+package gh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-github/v84/github"
+)
+
+// Options configures a Client. Set Token, or AppID and PrivateKey.
+type Options struct {
+	// BaseURL is the REST API root (GITHUB_API_URL), for example
+	// https://ghe.example.com/api/v3; "" means https://api.github.com/.
+	BaseURL string
+	// Token is a personal access token (or any token GitHub accepts as
+	// "Authorization: Bearer").
+	Token string
+	// AppID and PrivateKey (PEM) authenticate as a GitHub App; each Repo then
+	// names the installation whose token is used.
+	AppID      int64
+	PrivateKey []byte
+	// HTTPClient carries the requests; nil means one with a 30 s timeout.
+	HTTPClient *http.Client
+	// UserAgent is sent with every request; default "hookwise".
+	UserAgent string
+}
+
+// Repo names a repository and, with App authentication, the installation
+// that has access to it. With token authentication Installation is ignored.
+type Repo struct {
+	Owner        string
+	Name         string
+	Installation int64
+}
+
+// String returns "owner/name".
+func (r Repo) String() string { return r.Owner + "/" + r.Name }
+
+// Comment is an issue or pull request comment.
+type Comment struct {
+	ID         int64
+	Body       string
+	Author     string // login
+	AuthorType string // "User", "Bot" or "Organization"
+}
+
+// File is one file changed by a pull request.
+type File struct {
+	Name      string
+	Status    string // added, removed, modified, renamed, copied, changed, unchanged
+	Additions int
+	Deletions int
+	Patch     string // unified diff hunk; empty for binary or very large files
+}
+
+// Job is one job of a workflow run.
+type Job struct {
+	Name       string
+	Conclusion string
+	URL        string // the job's page on github.com
+	Steps      []Step
+}
+
+// Step is one step of a workflow job.
+type Step struct {
+	Name       string
+	Conclusion string
+}
+
+// Client talks to GitHub's REST API. It is safe for concurrent use.
+type Client struct {
+	base  *url.URL
+	hc    *http.Client
+	ua    string
+	token string // PAT; "" with App authentication
+
+	pat *github.Client // token authentication
+	app *appAuth       // App authentication
+
+	loginMu sync.Mutex
+	login   string
+}
+
+// perPage is the largest page GitHub serves, to make the fewest requests.
+const perPage = 100
+
+// maxPRFiles is how many files GitHub lists for a pull request at most.
+const maxPRFiles = 3000
+
+// New returns a Client for opts. It fails on missing or ambiguous
+// credentials and on a private key it cannot parse; errors never contain
+// the token or the key.
+func New(opts Options) (*Client, error) {
+	hasApp := opts.AppID != 0 || len(opts.PrivateKey) > 0
+	switch {
+	case opts.Token == "" && !hasApp:
+		return nil, errors.New("gh: no credentials: set a token, or an app id and private key")
+	case opts.Token != "" && hasApp:
+		return nil, errors.New("gh: both a token and app credentials are set; use one")
+	case hasApp && opts.AppID <= 0:
+		return nil, errors.New("gh: app private key set without a valid app id")
+	case hasApp && len(opts.PrivateKey) == 0:
+		return nil, errors.New("gh: app id set without a private key")
+	}
+
+	raw := opts.BaseURL
+	if raw == "" {
+		raw = "https://api.github.com/"
+	}
+	base, err := url.Parse(raw)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("gh: base URL %q: want an absolute http(s) URL", raw)
+	}
+	if !strings.HasSuffix(base.Path, "/") {
+		base.Path += "/"
+	}
+	c := &Client{base: base, hc: opts.HTTPClient, ua: opts.UserAgent, token: opts.Token}
+	if c.hc == nil {
+		c.hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	if c.ua == "" {
+		c.ua = "hookwise"
+	}
+
+	if opts.Token != "" {
+		tok := opts.Token
+		c.pat = c.newGitHub(func(context.Context) (string, error) { return tok, nil })
+		return c, nil
+	}
+	key, err := parsePrivateKey(opts.PrivateKey)
+	if err != nil {
+		return nil, err
+	}
+	a := &appAuth{id: opts.AppID, key: key, now: time.Now, newClient: c.newGitHub, installs: make(map[int64]*installation)}
+	a.jwtClient = c.newGitHub(func(context.Context) (string, error) { return a.jwt() })
+	c.app = a
+	return c, nil
+}
+
+// newGitHub returns a go-github client whose requests carry token().
+func (c *Client) newGitHub(token func(context.Context) (string, error)) *github.Client {
+	hc := *c.hc
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	hc.Transport = &authTransport{base: base, token: token}
+	g := github.NewClient(&hc)
+	u := *c.base
+	g.BaseURL = &u
+	g.UserAgent = c.ua
+	return g
+}
+
+// client picks the go-github client for r.
+func (c *Client) client(r Repo) (*github.Client, error) {
+	if c.pat != nil {
+		return c.pat, nil
+	}
+	if r.Installation <= 0 {
+		return nil, fmt.Errorf("gh: %s: no app installation id", r)
+	}
+	return c.app.client(r.Installation), nil
+}
+
+// ListComments returns every comment on issue or pull request number,
+// oldest first.
+func (c *Client) ListComments(ctx context.Context, r Repo, number int) ([]Comment, error) {
+	g, err := c.client(r)
+	if err != nil {
+		return nil, err
+	}
+	var out []Comment
+	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: perPage}}
+	for {
+		cs, resp, err := g.Issues.ListComments(ctx, r.Owner, r.Name, number, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list comments on %s#%d: %w", r, number, toError(err, resp, c.token))
+		}
+		for _, cm := range cs {
+			out = append(out, toComment(cm))
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// CreateComment posts body on issue or pull request number.
+func (c *Client) CreateComment(ctx context.Context, r Repo, number int, body string) (Comment, error) {
+	g, err := c.client(r)
+	if err != nil {
+		return Comment{}, err
+	}
+	cm, resp, err := g.Issues.CreateComment(ctx, r.Owner, r.Name, number, &github.IssueComment{Body: &body})
+	if err != nil {
+		return Comment{}, fmt.Errorf("create comment on %s#%d: %w", r, number, toError(err, resp, c.token))
+	}
+	return toComment(cm), nil
+}
+
+// EditComment replaces the body of comment id.
+func (c *Client) EditComment(ctx context.Context, r Repo, id int64, body string) error {
+	g, err := c.client(r)
+	if err != nil {
+		return err
+	}
+	_, resp, err := g.Issues.EditComment(ctx, r.Owner, r.Name, id, &github.IssueComment{Body: &body})
+	if err != nil {
+		return fmt.Errorf("edit comment %d in %s: %w", id, r, toError(err, resp, c.token))
+	}
+	return nil
+}
+
+// RepoLabels returns the names of every label defined in r.
+func (c *Client) RepoLabels(ctx context.Context, r Repo) ([]string, error) {
+	g, err := c.client(r)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	opts := &github.ListOptions{PerPage: perPage}
+	for {
+		ls, resp, err := g.Issues.ListLabels(ctx, r.Owner, r.Name, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list labels of %s: %w", r, toError(err, resp, c.token))
+		}
+		for _, l := range ls {
+			out = append(out, l.GetName())
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// AddLabels adds labels to issue or pull request number. GitHub creates
+// labels the repository does not have yet, so callers filter first.
+func (c *Client) AddLabels(ctx context.Context, r Repo, number int, labels []string) error {
+	if len(labels) == 0 {
+		return nil
+	}
+	g, err := c.client(r)
+	if err != nil {
+		return err
+	}
+	_, resp, err := g.Issues.AddLabelsToIssue(ctx, r.Owner, r.Name, number, labels)
+	if err != nil {
+		return fmt.Errorf("add labels to %s#%d: %w", r, number, toError(err, resp, c.token))
+	}
+	return nil
+}
+
+// CloseIssue closes issue number with reason ("completed", "not_planned",
+// "duplicate"; "" leaves GitHub's default, completed).
+func (c *Client) CloseIssue(ctx context.Context, r Repo, number int, reason string) error {
+	g, err := c.client(r)
+	if err != nil {
+		return err
+	}
+	req := &github.IssueRequest{State: github.Ptr("closed")}
+	if reason != "" {
+		req.StateReason = &reason
+	}
+	_, resp, err := g.Issues.Edit(ctx, r.Owner, r.Name, number, req)
+	if err != nil {
+		return fmt.Errorf("close %s#%d: %w", r, number, toError(err, resp, c.token))
+	}
+	return nil
+}
+
+// PullRequestFiles returns the files changed by pull request number, at
+// most the 3000 GitHub lists.
+func (c *Client) PullRequestFiles(ctx context.Context, r Repo, number int) ([]File, error) {
+	g, err := c.client(r)
+	if err != nil {
+		return nil, err
+	}
+	var out []File
+	opts := &github.ListOptions{PerPage: perPage}
+	for {
+		fs, resp, err := g.PullRequests.ListFiles(ctx, r.Owner, r.Name, number, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list files of %s#%d: %w", r, number, toError(err, resp, c.token))
+		}
+		for _, f := range fs {
+			out = append(out, File{
+				Name: f.GetFilename(), Status: f.GetStatus(),
+				Additions: f.GetAdditions(), Deletions: f.GetDeletions(), Patch: f.GetPatch(),
+			})
+		}
+		if resp.NextPage == 0 || len(out) >= maxPRFiles {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// WorkflowJobs returns the jobs of the latest attempt of workflow run runID.
+func (c *Client) WorkflowJobs(ctx context.Context, r Repo, runID int64) ([]Job, error) {
+	g, err := c.client(r)
+	if err != nil {
+		return nil, err
+	}
+	var out []Job
+	opts := &github.ListWorkflowJobsOptions{ListOptions: github.ListOptions{PerPage: perPage}}
+	for {
+		js, resp, err := g.Actions.ListWorkflowJobs(ctx, r.Owner, r.Name, runID, opts)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs of run %d in %s: %w", runID, r, toError(err, resp, c.token))
+		}
+		for _, j := range js.Jobs {
+			job := Job{Name: j.GetName(), Conclusion: j.GetConclusion(), URL: j.GetHTMLURL()}
+			for _, s := range j.Steps {
+				job.Steps = append(job.Steps, Step{Name: s.GetName(), Conclusion: s.GetConclusion()})
+			}
+			out = append(out, job)
+		}
+		if resp.NextPage == 0 {
+			return out, nil
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// Login returns the login hookwise acts as, to recognise its own events:
+// the token's user, or "<app-slug>[bot]" for an App (GET /user is refused
+// to installation tokens, so the slug comes from GET /app). The first
+// success is cached; r only matters for interface symmetry.
+func (c *Client) Login(ctx context.Context, r Repo) (string, error) {
+	c.loginMu.Lock()
+	defer c.loginMu.Unlock()
+	if c.login != "" {
+		return c.login, nil
+	}
+	if c.pat != nil {
+		u, resp, err := c.pat.Users.Get(ctx, "")
+		if err != nil {
+			return "", fmt.Errorf("get authenticated user: %w", toError(err, resp, c.token))
+		}
+		c.login = u.GetLogin()
+	} else {
+		app, resp, err := c.app.jwtClient.Apps.Get(ctx, "")
+		if err != nil {
+			return "", fmt.Errorf("get app: %w", toError(err, resp, c.token))
+		}
+		c.login = app.GetSlug() + "[bot]"
+	}
+	return c.login, nil
+}
+
+func toComment(c *github.IssueComment) Comment {
+	return Comment{ID: c.GetID(), Body: c.GetBody(), Author: c.GetUser().GetLogin(), AuthorType: c.GetUser().GetType()}
+}
+
+// Error is a failed GitHub request: a non-2xx answer, or no answer at all
+// (Status 0). Use errors.As to find it under the adapter's wrapping, and
+// Temporary to decide between retrying and giving up.
+type Error struct {
+	// Status is the HTTP status; 0 when no response arrived.
+	Status int
+	// Message is GitHub's message (or the network error), with anything
+	// that looks like a credential removed.
+	Message string
+	// RequestID is x-github-request-id, for GitHub support.
+	RequestID string
+	// RetryAfter is how long GitHub asked us to wait (retry-after, or until
+	// x-ratelimit-reset when the limit is spent); 0 when it did not say.
+	RetryAfter time.Duration
+	// RateLimited is set for primary and secondary rate limits.
+	RateLimited bool
+	// Err is the underlying error for Status 0 (network, context).
+	Err error
+}
+
+// Error describes the failure. It never contains a token.
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("github: ")
+	if e.Status != 0 {
+		fmt.Fprintf(&b, "%d ", e.Status)
+	}
+	b.WriteString(e.Message)
+	if e.RateLimited {
+		b.WriteString(" (rate limited)")
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
+	if e.RequestID != "" {
+		fmt.Fprintf(&b, " [request %s]", e.RequestID)
+	}
+	return b.String()
+}
+
+// Unwrap returns the underlying network or context error, if any.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Temporary reports whether the same request may succeed later: network
+// failures and timeouts, 408, 409, 429, 5xx and rate limits. A cancelled
+// context is not temporary (the caller gave up), nor are 400, 401, 403
+// without a rate limit, 404, 410 and 422.
+func (e *Error) Temporary() bool {
+	switch {
+	case e.Status == 0:
+		return !errors.Is(e.Err, context.Canceled)
+	case e.RateLimited:
+		return true
+	case e.Status == http.StatusRequestTimeout, e.Status == http.StatusConflict,
+		e.Status == http.StatusTooManyRequests, e.Status >= 500:
+		return true
+	}
+	return false
+}
+
+// secondaryDefaultWait is what GitHub's documentation says to wait after a
+// secondary rate limit that came without retry-after.
+const secondaryDefaultWait = time.Minute
+
+// toError turns what go-github returned into an *Error. token is removed
+// from every message.
+func toError(err error, resp *github.Response, token string) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e // from our own transport (installation token), already classified
+	}
+	var (
+		hr        *http.Response
+		msg       string
+		rate      *github.Rate
+		secondary bool
+		retry     *time.Duration
+	)
+	var (
+		rle   *github.RateLimitError
+		abuse *github.AbuseRateLimitError
+		er    *github.ErrorResponse
+	)
+	switch {
+	case errors.As(err, &rle):
+		hr, msg, rate = rle.Response, rle.Message, &rle.Rate
+	case errors.As(err, &abuse):
+		hr, msg, retry, secondary = abuse.Response, abuse.Message, abuse.RetryAfter, true
+	case errors.As(err, &er):
+		hr, msg = er.Response, er.Message
+		for _, d := range er.Errors {
+			switch {
+			case d.Message != "":
+				msg += "; " + d.Message
+			case d.Field != "":
+				msg += fmt.Sprintf("; %s.%s: %s", d.Resource, d.Field, d.Code)
+			}
+		}
+	case resp != nil && resp.Response != nil && (resp.StatusCode < 200 || resp.StatusCode > 299):
+		hr, msg = resp.Response, err.Error()
+	}
+	if hr == nil {
+		return &Error{Message: redact(err.Error(), token), Err: err}
+	}
+
+	e = &Error{Status: hr.StatusCode, Message: msg, RequestID: hr.Header.Get(github.HeaderRequestID)}
+	if e.Message == "" {
+		e.Message = http.StatusText(hr.StatusCode)
+	}
+	e.Message = redact(e.Message, token)
+	now := time.Now()
+	limited := hr.StatusCode == http.StatusForbidden || hr.StatusCode == http.StatusTooManyRequests
+	if v := hr.Header.Get("Retry-After"); v != "" {
+		if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
+			e.RetryAfter = time.Duration(s) * time.Second
+		} else if t, err := http.ParseTime(v); err == nil {
+			e.RetryAfter = max(t.Sub(now), 0)
+		}
+		e.RateLimited = limited
+	}
+	if limited && hr.Header.Get(github.HeaderRateRemaining) == "0" {
+		e.RateLimited = true
+		if e.RetryAfter == 0 {
+			if s, err := strconv.ParseInt(hr.Header.Get(github.HeaderRateReset), 10, 64); err == nil {
+				e.RetryAfter = untilReset(time.Unix(s, 0), now)
+			}
+		}
+	}
+	if rate != nil { // primary limit, possibly known only client-side
+		e.RateLimited = true
+		if e.RetryAfter == 0 {
+			e.RetryAfter = untilReset(rate.Reset.Time, now)
+		}
+	}
+	if secondary || (limited && strings.Contains(strings.ToLower(msg), "secondary rate limit")) {
+		e.RateLimited = true
+		if retry != nil && e.RetryAfter == 0 {
+			e.RetryAfter = max(*retry, 0)
+		}
+		if e.RetryAfter == 0 {
+			e.RetryAfter = secondaryDefaultWait
+		}
+	}
+	if hr.StatusCode == http.StatusTooManyRequests {
+		e.RateLimited = true
+	}
+	return e
+}
+
+// untilReset is the wait until a rate-limit reset, rounded up to whole
+// seconds (the header has second precision), never negative.
+func untilReset(reset, now time.Time) time.Duration {
+	if reset.IsZero() || !reset.After(now) {
+		return 0
+	}
+	return reset.Sub(now).Truncate(time.Second) + time.Second
+}

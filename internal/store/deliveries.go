@@ -1,0 +1,164 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Delivery statuses.
+const (
+	StatusQueued  = "queued"  // stored, its job not finished yet
+	StatusDone    = "done"    // handled: the model was asked and GitHub updated
+	StatusSkipped = "skipped" // deliberately not handled; Reason says why
+	StatusFailed  = "failed"  // gave up; Reason holds the last error
+)
+
+// Delivery is one webhook delivery as GitHub sent it.
+type Delivery struct {
+	ID             int64
+	HookID         string
+	GUID           string
+	Event          string
+	Action         string
+	Repo           string
+	InstallationID int64
+	Sender         string
+	Payload        []byte
+	ReceivedAt     time.Time
+	Status         string
+	Reason         string
+	UpdatedAt      time.Time
+}
+
+// InsertDeliveries stores ds in tx and returns each one's new id, or 0 where
+// (hook id, GUID) is already stored — a redelivery or a concurrent copy,
+// including a copy earlier in the same batch.
+func (s *Store) InsertDeliveries(ctx context.Context, tx *sql.Tx, ds []Delivery) ([]int64, error) {
+	stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO hw_deliveries
+		(hook_id, guid, event, action, repo, installation_id, sender, payload, received_at, status, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (hook_id, guid) DO NOTHING RETURNING id`))
+	if err != nil {
+		return nil, fmt.Errorf("insert deliveries: %w", err)
+	}
+	defer stmt.Close()
+	ids := make([]int64, len(ds))
+	now := s.millis()
+	for i, d := range ds {
+		err := stmt.QueryRowContext(ctx, d.HookID, d.GUID, d.Event, d.Action, d.Repo, d.InstallationID,
+			d.Sender, d.Payload, d.ReceivedAt.UnixMilli(), StatusQueued, now).Scan(&ids[i])
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("insert delivery %s: %w", d.GUID, err)
+		}
+	}
+	return ids, nil
+}
+
+const deliveryColumns = `id, hook_id, guid, event, action, repo, installation_id, sender, received_at, status, reason, updated_at`
+
+func scanDelivery(row interface{ Scan(...any) error }, withPayload bool) (Delivery, error) {
+	var d Delivery
+	var received, updated int64
+	dest := []any{&d.ID, &d.HookID, &d.GUID, &d.Event, &d.Action, &d.Repo, &d.InstallationID,
+		&d.Sender, &received, &d.Status, &d.Reason, &updated}
+	if withPayload {
+		dest = append(dest, &d.Payload)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return Delivery{}, err
+	}
+	d.ReceivedAt = time.UnixMilli(received).UTC()
+	d.UpdatedAt = time.UnixMilli(updated).UTC()
+	return d, nil
+}
+
+// Delivery returns the delivery with its payload.
+func (s *Store) Delivery(ctx context.Context, id int64) (Delivery, error) {
+	row := s.DB.QueryRowContext(ctx, s.q(`SELECT `+deliveryColumns+`, payload FROM hw_deliveries WHERE id = ?`), id)
+	d, err := scanDelivery(row, true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Delivery{}, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Delivery{}, fmt.Errorf("delivery %d: %w", id, err)
+	}
+	return d, nil
+}
+
+// FindDelivery looks a delivery up by its database id or its GUID (the
+// newest row with that GUID when several hooks share it).
+func (s *Store) FindDelivery(ctx context.Context, ref string) (Delivery, error) {
+	var id int64
+	if _, err := fmt.Sscan(ref, &id); err == nil && fmt.Sprint(id) == ref {
+		return s.Delivery(ctx, id)
+	}
+	err := s.DB.QueryRowContext(ctx, s.q(`SELECT id FROM hw_deliveries WHERE guid = ? ORDER BY id DESC LIMIT 1`), ref).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Delivery{}, fmt.Errorf("delivery %q: %w", ref, ErrNotFound)
+	}
+	if err != nil {
+		return Delivery{}, fmt.Errorf("delivery %q: %w", ref, err)
+	}
+	return s.Delivery(ctx, id)
+}
+
+// DeliveryFilter selects deliveries for ListDeliveries.
+type DeliveryFilter struct {
+	Status string // "" for all
+	Repo   string // "" for all
+	Before int64  // only ids below this; 0 for no bound (paging)
+	Limit  int    // default 50
+}
+
+// ListDeliveries returns deliveries newest first, without payloads.
+func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	query := `SELECT ` + deliveryColumns + ` FROM hw_deliveries WHERE 1=1`
+	var args []any
+	if f.Status != "" {
+		query += ` AND status = ?`
+		args = append(args, f.Status)
+	}
+	if f.Repo != "" {
+		query += ` AND repo = ?`
+		args = append(args, f.Repo)
+	}
+	if f.Before > 0 {
+		query += ` AND id < ?`
+		args = append(args, f.Before)
+	}
+	query += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, f.Limit)
+	rows, err := s.DB.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows, false)
+		if err != nil {
+			return nil, fmt.Errorf("list deliveries: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// SetDeliveryStatus records how a delivery ended (or that it is queued again).
+func (s *Store) SetDeliveryStatus(ctx context.Context, id int64, status, reason string) error {
+	_, err := s.DB.ExecContext(ctx, s.q(`UPDATE hw_deliveries SET status = ?, reason = ?, updated_at = ? WHERE id = ?`),
+		status, reason, s.millis(), id)
+	if err != nil {
+		return fmt.Errorf("set delivery %d status: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,195 @@
+// Package store owns hookwise's database: opening SQLite or PostgreSQL,
+// applying migrations, and the queries over our own tables. River keeps its
+// tables in the same database (see package queue) so that a delivery row and
+// its job commit together.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the pure-Go "sqlite" driver
+)
+
+//go:embed migrations
+var migrationFS embed.FS
+
+// Dialect names the SQL engine behind a Store.
+type Dialect string
+
+// The supported engines.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+)
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is the database. It is safe for concurrent use.
+type Store struct {
+	DB      *sql.DB
+	Dialect Dialect
+	now     func() time.Time
+}
+
+// IsPostgres reports whether url selects PostgreSQL rather than a SQLite file.
+func IsPostgres(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// Open opens the database named by url: a postgres:// URL or a SQLite file
+// path (its directory is created). It does not migrate.
+func Open(ctx context.Context, url string) (*Store, error) {
+	if IsPostgres(url) {
+		return nil, errors.New("open database: PostgreSQL is not supported yet")
+	}
+	path := strings.TrimPrefix(strings.TrimPrefix(url, "sqlite://"), "sqlite:")
+	if path == "" {
+		return nil, errors.New("open database: empty SQLite path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("open database: %w", err)
+		}
+	}
+	// WAL lets readers proceed during a write; synchronous(FULL) makes every
+	// commit durable before it returns, which is what a 202 promises. Group
+	// commit in the webhook package pays for the fsync once per batch.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
+		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	// SQLite allows one writer; River's SQLite driver asks for a single
+	// connection so its internal work never meets SQLITE_BUSY.
+	db.SetMaxOpenConns(1)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return &Store{DB: db, Dialect: SQLite, now: time.Now}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.DB.Close() }
+
+// q rewrites a query written with ? placeholders for the store's dialect.
+func (s *Store) q(query string) string {
+	if s.Dialect != Postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func (s *Store) millis() int64 { return s.now().UnixMilli() }
+
+// Migrate applies the migrations of our own tables that are not applied yet.
+func (s *Store) Migrate(ctx context.Context) error {
+	if _, err := s.DB.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS hw_schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	files, err := s.migrations()
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, f := range files {
+		var n int
+		if err := s.DB.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM hw_schema_migrations WHERE version = ?`), f.version).Scan(&n); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if n > 0 {
+			continue
+		}
+		err := s.Tx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, f.sql); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO hw_schema_migrations (version, applied_at) VALUES (?, ?)`), f.version, s.millis())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func (s *Store) migrations() ([]migration, error) {
+	dir := "migrations/" + string(s.Dialect)
+	entries, err := fs.ReadDir(migrationFS, dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, e := range entries {
+		v, _, ok := strings.Cut(e.Name(), "_")
+		version, err := strconv.Atoi(v)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("migration %s: name must start with a number and _", e.Name())
+		}
+		body, err := fs.ReadFile(migrationFS, dir+"/"+e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: version, name: e.Name(), sql: string(body)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	return out, nil
+}
+
+// Ready reports whether the database answers and every migration is applied.
+func (s *Store) Ready(ctx context.Context) error {
+	files, err := s.migrations()
+	if err != nil {
+		return err
+	}
+	var applied int
+	if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM hw_schema_migrations`).Scan(&applied); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if applied < len(files) {
+		return fmt.Errorf("database: %d of %d migrations applied", applied, len(files))
+	}
+	return nil
+}
+
+// Tx runs fn in a transaction and commits it when fn returns nil.
+func (s *Store) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}

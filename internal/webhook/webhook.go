@@ -1,0 +1,369 @@
+// Package webhook is hookwise's front door: POST /webhook verifies a
+// delivery's signature, checks its shape, and hands it to a Persister that
+// stores it and enqueues its processing in one commit. It answers 202 only
+// after that commit, and never decides what an event means.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookwise/hookwise/internal/store"
+)
+
+// MaxBody is the largest payload GitHub sends (25 MB); larger bodies are 413.
+const MaxBody = 25 << 20
+
+// Persister stores a batch of deliveries and enqueues their processing in
+// one commit. inserted[i] is false where delivery i was already stored.
+type Persister interface {
+	Persist(ctx context.Context, batch []store.Delivery) (inserted []bool, err error)
+}
+
+// Options configure a Handler.
+type Options struct {
+	// Secrets are the webhook secrets; a signature made with any of them is
+	// accepted, so a secret can be rotated without dropping deliveries.
+	Secrets   [][]byte
+	Persister Persister
+	Logger    *slog.Logger
+	// Registerer receives the ingest metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Committers is how many batches may commit at once (1 for SQLite, whose
+	// writes are serial anyway). Default 1.
+	Committers int
+	// MaxBatch caps the deliveries committed together. Default 256.
+	MaxBatch int
+	// QueueWait is how long a request may wait for a place in the commit
+	// queue before it is answered 503. Default 5s.
+	QueueWait time.Duration
+}
+
+// Handler serves POST /webhook.
+type Handler struct {
+	opts    Options
+	log     *slog.Logger
+	pending chan *pending
+	done    chan struct{}
+	m       metrics
+}
+
+type pending struct {
+	d        store.Delivery
+	inserted bool
+	err      error
+	ready    chan struct{}
+}
+
+// New starts a Handler and its committers; Close stops them.
+func New(opts Options) *Handler {
+	if opts.Committers <= 0 {
+		opts.Committers = 1
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.QueueWait <= 0 {
+		opts.QueueWait = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{
+		opts:    opts,
+		log:     opts.Logger,
+		pending: make(chan *pending, 4*opts.MaxBatch),
+		done:    make(chan struct{}),
+		m:       newMetrics(opts.Registerer),
+	}
+	finished := make(chan struct{}, opts.Committers)
+	for range opts.Committers {
+		go func() {
+			h.commitLoop()
+			finished <- struct{}{}
+		}()
+	}
+	go func() {
+		for range opts.Committers {
+			<-finished
+		}
+		close(h.done)
+	}()
+	return h
+}
+
+// Close stops the committers after the deliveries already handed to them are
+// committed. Call it only after the HTTP server has stopped sending requests.
+func (h *Handler) Close() {
+	close(h.pending)
+	<-h.done
+}
+
+// commitLoop commits whatever has queued up while the previous batch was
+// committing: under load batches grow by themselves, idle it commits one
+// delivery at once, and no request waits on a timer.
+func (h *Handler) commitLoop() {
+	for first := range h.pending {
+		batch := []*pending{first}
+	drain:
+		for len(batch) < h.opts.MaxBatch {
+			select {
+			case p, ok := <-h.pending:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, p)
+			default:
+				break drain
+			}
+		}
+		h.commit(batch)
+	}
+}
+
+func (h *Handler) commit(batch []*pending) {
+	ds := make([]store.Delivery, len(batch))
+	for i, p := range batch {
+		ds[i] = p.d
+	}
+	// Not the request's context: one sender hanging up must not fail the
+	// batch that carries everyone else's delivery.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	inserted, err := h.opts.Persister.Persist(ctx, ds)
+	h.m.batch.Observe(float64(len(batch)))
+	if err != nil {
+		h.log.Error("persist deliveries", "batch", len(batch), "err", err)
+	}
+	for i, p := range batch {
+		if err == nil {
+			p.inserted = inserted[i]
+		}
+		p.err = err
+		close(p.ready)
+	}
+}
+
+// ServeHTTP verifies, validates and persists one delivery.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	event := r.Header.Get("X-GitHub-Event")
+	res, err := h.accept(w, r)
+	outcome := res.outcome
+	if err != nil {
+		code := statusOf(err)
+		outcome = http.StatusText(code)
+		if code >= 500 {
+			outcome = "unavailable"
+		}
+		h.log.Info("webhook rejected", "status", code, "event", event,
+			"delivery", r.Header.Get("X-GitHub-Delivery"), "remote", r.RemoteAddr, "err", err)
+		http.Error(w, err.Error(), code)
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(res.code)
+		fmt.Fprintf(w, `{"status":%q,"delivery":%q}`+"\n", res.outcome, res.guid)
+	}
+	h.m.deliveries.WithLabelValues(metricEvent(event), strings.ToLower(outcome)).Inc()
+	h.m.latency.Observe(time.Since(start).Seconds())
+}
+
+type answer struct {
+	code    int
+	outcome string
+	guid    string
+}
+
+// reqError is a rejection with the HTTP status it maps to.
+type reqError struct {
+	code int
+	msg  string
+}
+
+func (e *reqError) Error() string { return e.msg }
+
+func reject(code int, format string, args ...any) error {
+	return &reqError{code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// errUnavailable wraps failures of the store: the answer is 503, never 2xx.
+var errUnavailable = errors.New("store unavailable")
+
+// statusOf is the one place an error becomes an HTTP status.
+func statusOf(err error) int {
+	var re *reqError
+	switch {
+	case errors.As(err, &re):
+		return re.code
+	case errors.Is(err, errUnavailable):
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error) {
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mediaType != "application/json" && mediaType != "application/x-www-form-urlencoded") {
+		return answer{}, reject(http.StatusUnsupportedMediaType, "content type must be application/json or application/x-www-form-urlencoded")
+	}
+	if r.ContentLength > MaxBody {
+		return answer{}, reject(http.StatusRequestEntityTooLarge, "body over %d bytes", MaxBody)
+	}
+	body, err := readBody(w, r)
+	if err != nil {
+		return answer{}, err
+	}
+	if err := h.verify(body, r.Header.Get("X-Hub-Signature-256")); err != nil {
+		return answer{}, err
+	}
+	event := r.Header.Get("X-GitHub-Event")
+	guid := r.Header.Get("X-GitHub-Delivery")
+	if event == "" || guid == "" {
+		return answer{}, reject(http.StatusBadRequest, "missing X-GitHub-Event or X-GitHub-Delivery header")
+	}
+	if len(guid) > 100 || len(event) > 100 {
+		return answer{}, reject(http.StatusBadRequest, "X-GitHub-Event or X-GitHub-Delivery header too long")
+	}
+	payload := body
+	if mediaType == "application/x-www-form-urlencoded" {
+		form, err := url.ParseQuery(string(body))
+		if err != nil || form.Get("payload") == "" {
+			return answer{}, reject(http.StatusBadRequest, "form body without a payload field")
+		}
+		payload = []byte(form.Get("payload"))
+	}
+	var head struct {
+		Action     string `json:"action"`
+		Repository struct {
+			FullName string `json:"full_name"`
+		} `json:"repository"`
+		Installation struct {
+			ID int64 `json:"id"`
+		} `json:"installation"`
+		Sender struct {
+			Login string `json:"login"`
+		} `json:"sender"`
+	}
+	if err := json.Unmarshal(payload, &head); err != nil {
+		return answer{}, reject(http.StatusBadRequest, "malformed JSON payload: %v", err)
+	}
+	if event == "ping" {
+		return answer{code: http.StatusOK, outcome: "pong", guid: guid}, nil
+	}
+	p := &pending{
+		d: store.Delivery{
+			HookID:         r.Header.Get("X-GitHub-Hook-ID"),
+			GUID:           guid,
+			Event:          event,
+			Action:         head.Action,
+			Repo:           head.Repository.FullName,
+			InstallationID: head.Installation.ID,
+			Sender:         head.Sender.Login,
+			Payload:        payload,
+			ReceivedAt:     time.Now(),
+		},
+		ready: make(chan struct{}),
+	}
+	if err := h.enqueue(r.Context(), p); err != nil {
+		return answer{}, err
+	}
+	<-p.ready
+	if p.err != nil {
+		return answer{}, fmt.Errorf("%w: %v", errUnavailable, p.err)
+	}
+	if !p.inserted {
+		return answer{code: http.StatusAccepted, outcome: "duplicate", guid: guid}, nil
+	}
+	return answer{code: http.StatusAccepted, outcome: "accepted", guid: guid}, nil
+}
+
+func (h *Handler) enqueue(ctx context.Context, p *pending) error {
+	select {
+	case h.pending <- p:
+		return nil
+	default:
+	}
+	t := time.NewTimer(h.opts.QueueWait)
+	defer t.Stop()
+	select {
+	case h.pending <- p:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("%w: commit queue full", errUnavailable)
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v", errUnavailable, ctx.Err())
+	}
+}
+
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBody))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, reject(http.StatusRequestEntityTooLarge, "body over %d bytes", MaxBody)
+	}
+	if err != nil {
+		return nil, reject(http.StatusBadRequest, "read body: %v", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Verify checks a X-Hub-Signature-256 header value against body with each
+// secret, in constant time per secret.
+func Verify(secrets [][]byte, body []byte, header string) bool {
+	hexSig, ok := strings.CutPrefix(header, "sha256=")
+	if !ok {
+		return false
+	}
+	sig, err := hex.DecodeString(hexSig)
+	if err != nil || len(sig) != sha256.Size {
+		return false
+	}
+	for _, secret := range secrets {
+		mac := hmac.New(sha256.New, secret)
+		mac.Write(body)
+		if hmac.Equal(mac.Sum(nil), sig) {
+			return true
+		}
+	}
+	return false
+}
+
+// Sign returns the X-Hub-Signature-256 value GitHub sends for body.
+func Sign(secret, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+func (h *Handler) verify(body []byte, header string) error {
+	if header == "" {
+		return reject(http.StatusUnauthorized, "missing X-Hub-Signature-256")
+	}
+	if !Verify(h.opts.Secrets, body, header) {
+		return reject(http.StatusUnauthorized, "signature does not match")
+	}
+	return nil
+}
+
+// Discard reads and drops a body; tests and the load tool share it.
+func Discard(r io.Reader) { _, _ = io.Copy(io.Discard, r) }
