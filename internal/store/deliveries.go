@@ -155,7 +155,18 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Deliver
 
 // SetDeliveryStatus records how a delivery ended (or that it is queued again).
 func (s *Store) SetDeliveryStatus(ctx context.Context, id int64, status, reason string) error {
-	_, err := s.DB.ExecContext(ctx, s.q(`UPDATE hw_deliveries SET status = ?, reason = ?, updated_at = ? WHERE id = ?`),
+	return s.setDeliveryStatus(ctx, s.DB, id, status, reason)
+}
+
+// SetDeliveryStatusTx is SetDeliveryStatus inside tx.
+func (s *Store) SetDeliveryStatusTx(ctx context.Context, tx *sql.Tx, id int64, status, reason string) error {
+	return s.setDeliveryStatus(ctx, tx, id, status, reason)
+}
+
+func (s *Store) setDeliveryStatus(ctx context.Context, db interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, id int64, status, reason string) error {
+	_, err := db.ExecContext(ctx, s.q(`UPDATE hw_deliveries SET status = ?, reason = ?, updated_at = ? WHERE id = ?`),
 		status, reason, s.millis(), id)
 	if err != nil {
 		return fmt.Errorf("set delivery %d status: %w", id, err)

@@ -181,3 +181,12 @@ func (s *Store) Stats(ctx context.Context) (Stats, error) {
 	}
 	return st, nil
 }
+
+// ForgetAnalysisTx deletes the stored answer for a delivery, so that the
+// next run asks the model again.
+func (s *Store) ForgetAnalysisTx(ctx context.Context, tx *sql.Tx, deliveryID int64) error {
+	if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM hw_analyses WHERE delivery_id = ?`), deliveryID); err != nil {
+		return fmt.Errorf("forget analysis of delivery %d: %w", deliveryID, err)
+	}
+	return nil
+}

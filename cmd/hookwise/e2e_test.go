@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hookwise/hookwise/internal/fake"
+)
+
+// buildBinary compiles hookwise once for the tests that run it as a process.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hookwise")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type proc struct {
+	cmd *exec.Cmd
+	log *os.File
+}
+
+func startServe(t *testing.T, bin string, env []string, logPath string) *proc {
+	t.Helper()
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, log: logFile}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+		}
+		logFile.Close()
+	})
+	return p
+}
+
+func waitReady(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("hookwise on %s not ready after 30s", addr)
+}
+
+// TestSIGKILLLosesNothing acknowledges 2,000 new issues, kills hookwise with
+// SIGKILL while the model calls (0.5 s each) are under way, starts it again,
+// and checks that every acknowledged delivery ends with exactly one comment.
+func TestSIGKILLLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs hookwise as a process for about a minute")
+	}
+	const n = 2000
+	bin := buildBinary(t)
+	github := fake.NewGitHub(fake.GitHubOptions{Tokens: []string{"gh-token"}, RateLimit: 1_000_000})
+	model := fake.NewAnthropic(fake.AnthropicOptions{APIKey: "model-key", Latency: 500 * time.Millisecond,
+		RequestsPerMinute: 1_000_000, TokensPerMinute: 1 << 40})
+	ghSrv := httptest.NewServer(github)
+	defer ghSrv.Close()
+	modelSrv := httptest.NewServer(model)
+	defer modelSrv.Close()
+
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "hookwise.yaml")
+	yaml := "queue:\n  workers: 100\n  job_timeout: 10s\n  rescue_after: 15s\nanthropic:\n  max_concurrency: 100\nshutdown_timeout: 2s\n"
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	env := []string{
+		"HOOKWISE_CONFIG=" + cfgPath, "HOOKWISE_LISTEN=" + addr, "HOOKWISE_DATABASE_URL=" + filepath.Join(dir, "hookwise.db"),
+		"HOOKWISE_LOG_FORMAT=json", "GITHUB_WEBHOOK_SECRET=" + "kill-secret", "GITHUB_TOKEN=gh-token",
+		"GITHUB_API_URL=" + ghSrv.URL + "/", "ANTHROPIC_API_KEY=model-key", "ANTHROPIC_BASE_URL=" + modelSrv.URL,
+	}
+	logPath := filepath.Join(dir, "hookwise.log")
+	first := startServe(t, bin, env, logPath)
+	waitReady(t, addr)
+
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	var wg sync.WaitGroup
+	next := make(chan int)
+	var failed sync.Map
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				d := fake.Delivery{Event: "issues", GUID: fmt.Sprintf("kill-%05d", i),
+					Payload: fake.IssueEvent("opened", "acme/app", i, fmt.Sprintf("Bug %d", i), "Saving a file with a long name fails with EINVAL on Linux.", "bob")}
+				if code, err := fake.Send(client, "http://"+addr+"/webhook", "kill-secret", d); err != nil || code != http.StatusAccepted {
+					failed.Store(i, fmt.Sprint(code, err))
+				}
+			}
+		}()
+	}
+	for i := 1; i <= n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	failed.Range(func(k, v any) bool { t.Errorf("delivery %v not acknowledged: %v", k, v); return true })
+
+	// Kill while work is in flight: some analyses done, most not.
+	deadline := time.Now().Add(60 * time.Second)
+	for model.Calls() < 200 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.cmd.Wait()
+	killedAt := model.Calls()
+	commented := countCommented(github, n)
+	t.Logf("killed after %d model calls, %d issues commented", killedAt, commented)
+	if commented >= n {
+		t.Fatalf("all %d issues were done before the kill; the test proves nothing", n)
+	}
+
+	startServe(t, bin, env, logPath)
+	waitReady(t, addr)
+	deadline = time.Now().Add(4 * time.Minute)
+	for countCommented(github, n) < n && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Let anything that would post twice have its chance.
+	time.Sleep(2 * time.Second)
+	for i := 1; i <= n; i++ {
+		if got := len(github.Comments("acme/app", i)); got != 1 {
+			t.Errorf("issue #%d has %d comments, want exactly 1", i, got)
+		}
+	}
+	stats := fetchStats(t, addr)
+	if stats.ByStatus["done"] != n {
+		t.Errorf("stats by_status = %v, want %d done", stats.ByStatus, n)
+	}
+}
+
+func countCommented(g *fake.GitHub, n int) int {
+	c := 0
+	for i := 1; i <= n; i++ {
+		if len(g.Comments("acme/app", i)) > 0 {
+			c++
+		}
+	}
+	return c
+}
+
+func fetchStats(t *testing.T, addr string) (s struct {
+	ByStatus map[string]int `json:"by_status"`
+}) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/api/v1/stats", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestDemo runs `hookwise demo` as a newcomer would and checks its table.
+func TestDemo(t *testing.T) {
+	var out, errOut syncBuffer
+	if err := run([]string{"demo"}, &out, &errOut); err != nil {
+		t.Fatalf("demo: %v\n%s", err, errOut.String())
+	}
+	for _, want := range []string{"demo-1", "duplicate: ignored", "analysed", "sent by a bot", "not failure", "star.created not handled"} {
+		if !contains(out.String(), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -1,0 +1,208 @@
+// Command hookwise turns GitHub webhooks into Claude-powered triage and
+// review. See the README for the subcommands.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hookwise/hookwise/internal/app"
+	"github.com/hookwise/hookwise/internal/config"
+	"github.com/hookwise/hookwise/internal/queue"
+	"github.com/hookwise/hookwise/internal/store"
+)
+
+const usage = `usage: hookwise <command> [flags]
+
+commands:
+  serve                      run the service (webhook, workers, API, metrics)
+  demo [--keep]              run the whole pipeline against built-in fakes and print what happened
+  migrate                    apply database migrations and exit
+  check-config               print the effective configuration, secrets redacted
+  deliveries list [flags]    list stored deliveries (--status, --repo, --limit)
+  deliveries show <id|guid>  show one delivery and its analysis
+  replay <id|guid>           process a stored delivery again from the start
+
+Every command takes --config FILE (or HOOKWISE_CONFIG).
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "hookwise:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", os.Getenv("HOOKWISE_CONFIG"), "YAML configuration file")
+	keep := fs.Bool("keep", false, "demo: leave the server running after the run")
+	status := fs.String("status", "", "deliveries list: only this status (queued, done, skipped, failed)")
+	repo := fs.String("repo", "", "deliveries list: only this repository (owner/name)")
+	limit := fs.Int("limit", 50, "deliveries list: how many")
+	sub := ""
+	if cmd == "deliveries" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if cmd == "demo" {
+		return runDemo(ctx, stdout, *keep)
+	}
+	cfg, err := config.Load(*configPath, config.ParseEnviron(os.Environ()))
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogFormat, stderr)
+	switch cmd {
+	case "serve":
+		return serve(ctx, cfg, log)
+	case "migrate":
+		st, err := app.OpenStore(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "migrations applied")
+		return st.Close()
+	case "check-config":
+		fmt.Fprint(stdout, cfg.Redacted())
+		if err := cfg.ValidateForServe(); err != nil {
+			return fmt.Errorf("not ready to serve:\n%w", err)
+		}
+		return nil
+	case "deliveries":
+		return deliveries(ctx, cfg, sub, fs.Args(), store.DeliveryFilter{Status: *status, Repo: *repo, Limit: *limit}, stdout)
+	case "replay":
+		if fs.NArg() != 1 {
+			return errors.New("usage: hookwise replay <id|guid>")
+		}
+		return replay(ctx, cfg, fs.Arg(0), stdout)
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if err := cfg.ValidateForServe(); err != nil {
+		return err
+	}
+	a, err := app.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return a.Run(ctx, ln)
+}
+
+func deliveries(ctx context.Context, cfg config.Config, sub string, args []string, f store.DeliveryFilter, out io.Writer) error {
+	st, err := app.OpenStore(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch sub {
+	case "list", "":
+		ds, err := st.ListDeliveries(ctx, f)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tRECEIVED\tEVENT\tREPO\tGUID\tSTATUS\tREASON")
+		for _, d := range ds {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.ReceivedAt.Format(time.DateTime),
+				eventName(d.Event, d.Action), d.Repo, d.GUID, d.Status, d.Reason)
+		}
+		return tw.Flush()
+	case "show":
+		if len(args) != 1 {
+			return errors.New("usage: hookwise deliveries show <id|guid>")
+		}
+		d, err := st.FindDelivery(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		view := map[string]any{
+			"id": d.ID, "guid": d.GUID, "hook_id": d.HookID, "event": eventName(d.Event, d.Action), "repo": d.Repo,
+			"sender": d.Sender, "received_at": d.ReceivedAt, "status": d.Status, "reason": d.Reason,
+			"updated_at": d.UpdatedAt, "payload_bytes": len(d.Payload),
+		}
+		if a, err := st.Analysis(ctx, d.ID); err == nil {
+			view["analysis"] = map[string]any{"kind": a.Kind, "model": a.Model, "input_tokens": a.InputTokens,
+				"output_tokens": a.OutputTokens, "cache_read_tokens": a.CacheReadTokens, "cache_write_tokens": a.CacheWriteTokens,
+				"cost_usd": float64(a.CostMicros) / 1e6, "latency_ms": a.Latency.Milliseconds(), "result": json.RawMessage(a.Result)}
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(view)
+	}
+	return fmt.Errorf("unknown deliveries command %q (want list or show)", sub)
+}
+
+func replay(ctx context.Context, cfg config.Config, ref string, out io.Writer) error {
+	st, err := app.OpenStore(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	d, err := st.FindDelivery(ctx, ref)
+	if err != nil {
+		return err
+	}
+	q, err := queue.New(st, queue.Options{})
+	if err != nil {
+		return err
+	}
+	if err := q.Replay(ctx, d.ID); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "delivery %d (%s) queued again; a running hookwise will process it\n", d.ID, d.GUID)
+	return nil
+}
+
+func eventName(event, action string) string {
+	if action == "" {
+		return event
+	}
+	return event + "." + action
+}

@@ -1,0 +1,160 @@
+// Package app wires hookwise together: the one place that builds every part
+// with its dependencies. `hookwise serve`, `hookwise demo` and the
+// end-to-end tests all run through it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/hookwise/hookwise/internal/claude"
+	"github.com/hookwise/hookwise/internal/config"
+	"github.com/hookwise/hookwise/internal/gh"
+	"github.com/hookwise/hookwise/internal/pipeline"
+	"github.com/hookwise/hookwise/internal/prompt"
+	"github.com/hookwise/hookwise/internal/queue"
+	"github.com/hookwise/hookwise/internal/store"
+	"github.com/hookwise/hookwise/internal/web"
+	"github.com/hookwise/hookwise/internal/webhook"
+)
+
+// App is a running hookwise: store, queue, workers and HTTP surface.
+type App struct {
+	cfg     config.Config
+	log     *slog.Logger
+	Store   *store.Store
+	Queue   *queue.Queue
+	webhook *webhook.Handler
+	handler http.Handler
+}
+
+// Open opens and migrates the store and builds every part. Close releases it.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	st, err := OpenStore(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	a, err := build(cfg, st, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// OpenStore opens the database and applies our and River's migrations.
+func OpenStore(ctx context.Context, url string) (*store.Store, error) {
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := queue.Migrate(ctx, st); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	github, err := gh.New(gh.Options{
+		BaseURL:    cfg.GitHub.APIURL,
+		Token:      cfg.GitHub.Token.Value(),
+		AppID:      cfg.GitHub.AppID,
+		PrivateKey: []byte(cfg.GitHub.AppPrivateKey.Value()),
+		UserAgent:  "hookwise",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("github: %w", err)
+	}
+	model := claude.New(claude.Options{
+		APIKey:         cfg.Anthropic.APIKey.Value(),
+		BaseURL:        cfg.Anthropic.BaseURL,
+		MaxConcurrency: cfg.Anthropic.MaxConcurrency,
+	})
+	prompts, err := prompt.New(cfg.PromptsDir, log)
+	if err != nil {
+		return nil, err
+	}
+	pipe := pipeline.New(st, github, model, prompts, cfg, pipeline.NewMetrics(reg), log)
+	q, err := queue.New(st, queue.Options{
+		Workers:     cfg.Queue.Workers,
+		MaxAttempts: cfg.Queue.MaxAttempts,
+		JobTimeout:  time.Duration(cfg.Queue.JobTimeout),
+		RescueAfter: time.Duration(cfg.Queue.RescueAfter),
+		Processor:   pipe,
+		Logger:      log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	reg.MustRegister(web.JobsCollector(q))
+	var secrets [][]byte
+	for _, s := range cfg.GitHub.WebhookSecrets {
+		secrets = append(secrets, []byte(s.Value()))
+	}
+	wh := webhook.New(webhook.Options{Secrets: secrets, Persister: q, Logger: log, Registerer: reg})
+	handler := web.NewHandler(web.Options{
+		Store: st, Queue: q, Webhook: wh, Gatherer: reg,
+		AdminToken: cfg.AdminToken.Value(), Logger: log,
+	})
+	return &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, handler: handler}, nil
+}
+
+// Handler is the HTTP surface: webhook, health, metrics and admin API.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Run works jobs and serves HTTP on ln until ctx ends, then shuts down
+// gracefully: stop accepting, finish in-flight requests and commits, let
+// running jobs finish within the shutdown timeout. Unfinished jobs are
+// picked up again on the next start.
+func (a *App) Run(ctx context.Context, ln net.Listener) error {
+	if err := a.Queue.Start(ctx); err != nil {
+		return fmt.Errorf("start queue: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	a.log.Info("hookwise serving", "addr", ln.Addr().String())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		runErr = fmt.Errorf("serve: %w", err)
+	}
+	timeout := time.Duration(a.cfg.ShutdownTimeout)
+	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	a.log.Info("shutting down", "timeout", timeout.String())
+	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.log.Warn("http shutdown", "err", err)
+	}
+	a.webhook.Close()
+	if err := a.Queue.Stop(shutdown); err != nil {
+		a.log.Warn("queue stop", "err", err)
+	}
+	return runErr
+}
+
+// Close releases the store.
+func (a *App) Close() error { return a.Store.Close() }

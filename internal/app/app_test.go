@@ -1,0 +1,173 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookwise/hookwise/internal/app"
+	"github.com/hookwise/hookwise/internal/config"
+	"github.com/hookwise/hookwise/internal/fake"
+	"github.com/hookwise/hookwise/internal/store"
+)
+
+const secret = "test-secret"
+
+type harness struct {
+	endpoint string
+	github   *fake.GitHub
+	model    *fake.Anthropic
+	app      *app.App
+}
+
+// start runs a whole hookwise in-process against the fakes.
+func start(t *testing.T, latency time.Duration, mutate func(*config.Config)) *harness {
+	t.Helper()
+	h := &harness{
+		github: fake.NewGitHub(fake.GitHubOptions{Tokens: []string{"gh-token"}, RateLimit: 1_000_000}),
+		model:  fake.NewAnthropic(fake.AnthropicOptions{APIKey: "model-key", Latency: latency, RequestsPerMinute: 1_000_000, TokensPerMinute: 1 << 40}),
+	}
+	ghSrv := httptest.NewServer(h.github)
+	t.Cleanup(ghSrv.Close)
+	modelSrv := httptest.NewServer(h.model)
+	t.Cleanup(modelSrv.Close)
+
+	cfg := config.Default()
+	cfg.DatabaseURL = filepath.Join(t.TempDir(), "hookwise.db")
+	cfg.GitHub.WebhookSecrets = []config.Secret{secret}
+	cfg.GitHub.Token = "gh-token"
+	cfg.GitHub.APIURL = ghSrv.URL + "/"
+	cfg.Anthropic.APIKey = "model-key"
+	cfg.Anthropic.BaseURL = modelSrv.URL
+	cfg.Anthropic.MaxConcurrency = 32
+	cfg.Queue.Workers = 32
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	if err := cfg.ValidateForServe(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.Open(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-ran; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		a.Close()
+	})
+	h.app = a
+	h.endpoint = "http://" + ln.Addr().String() + "/webhook"
+	return h
+}
+
+// settle waits until n deliveries are stored and none is still queued.
+func (h *harness) settle(t *testing.T, n int, limit time.Duration) []store.Delivery {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		ds, err := h.app.Store.ListDeliveries(context.Background(), store.DeliveryFilter{Limit: 100_000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued := 0
+		for _, d := range ds {
+			if d.Status == store.StatusQueued {
+				queued++
+			}
+		}
+		if len(ds) >= n && queued == 0 {
+			return ds
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %d deliveries stored, %d still queued; want %d settled", limit, len(ds), queued, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestRedeliveriesCostOnce sends 250 distinct deliveries 1,400 times in all:
+// bursts of 20 concurrent copies, then later redeliveries of the same GUIDs.
+// Each distinct delivery must cost one model call and one comment.
+func TestRedeliveriesCostOnce(t *testing.T) {
+	h := start(t, 20*time.Millisecond, nil)
+	const distinct = 250
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	delivery := func(i int) fake.Delivery {
+		return fake.Delivery{Event: "issues", GUID: fmt.Sprintf("guid-%04d", i), HookID: "42",
+			Payload: fake.IssueEvent("opened", "acme/app", i+1, fmt.Sprintf("Crash number %d", i), "It crashes when I click the button twice. Stack trace attached.", "alice")}
+	}
+	send := func(d fake.Delivery) {
+		code, err := fake.Send(client, h.endpoint, secret, d)
+		if err != nil || code != http.StatusAccepted {
+			t.Errorf("send %s = %d, %v; want 202", d.GUID, code, err)
+		}
+	}
+	sent := 0
+	var mu sync.Mutex
+	// 40 deliveries arrive as bursts of 20 concurrent copies: 800 requests.
+	for i := range 40 {
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Add(1)
+			go func() { defer wg.Done(); send(delivery(i)) }()
+		}
+		wg.Wait()
+		sent += 20
+	}
+	// The other 210 arrive once each, concurrently: 210 requests.
+	var wg sync.WaitGroup
+	for i := 40; i < distinct; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			send(delivery(i))
+			mu.Lock()
+			sent++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	h.settle(t, distinct, 60*time.Second)
+	// Later redeliveries of already handled deliveries: 390 more requests.
+	for i := range 390 {
+		send(delivery(i % distinct))
+		sent++
+	}
+	if sent != 1400 {
+		t.Fatalf("sent %d requests, want 1400", sent)
+	}
+	ds := h.settle(t, distinct, 60*time.Second)
+	if len(ds) != distinct {
+		t.Errorf("stored deliveries = %d, want %d", len(ds), distinct)
+	}
+	if got := h.model.Calls(); got != distinct {
+		t.Errorf("model calls = %d, want %d", got, distinct)
+	}
+	comments := 0
+	for i := range distinct {
+		n := len(h.github.Comments("acme/app", i+1))
+		if n != 1 {
+			t.Errorf("issue #%d has %d comments, want 1", i+1, n)
+		}
+		comments += n
+	}
+	if comments != distinct {
+		t.Errorf("comments = %d, want %d", comments, distinct)
+	}
+}

@@ -1,0 +1,279 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/hookwise/hookwise/internal/prompt"
+)
+
+const (
+	kindIssue         = "issue-analysis"
+	kindReview        = "pull-request-review"
+	kindReviewRequest = "review-request"
+	kindWorkflowRun   = "workflow-run-analysis"
+)
+
+// kind is one sort of analysis: its prompts, its answer's schema and how the
+// answer is written as a comment.
+type kind struct {
+	name         string
+	system, user string // template names
+	schema       map[string]any
+	data         func(ctx context.Context, p *Pipeline, t *task) (any, error)
+	render       func(t *task, a answer) string
+}
+
+// answer holds the fields of every kind's structured answer.
+type answer struct {
+	Classification string    `json:"classification"`
+	Summary        string    `json:"summary"`
+	Impact         string    `json:"impact"`
+	Priority       string    `json:"priority"`
+	Complexity     string    `json:"complexity"`
+	Plan           []string  `json:"plan"`
+	Questions      []string  `json:"questions"`
+	Labels         []string  `json:"labels"`
+	Invalid        bool      `json:"invalid"`
+	CloseReason    string    `json:"close_reason"`
+	Risk           string    `json:"risk"`
+	Findings       []finding `json:"findings"`
+	NotReviewed    []string  `json:"not_reviewed"`
+	LikelyCause    string    `json:"likely_cause"`
+	SuggestedFix   string    `json:"suggested_fix"`
+	Flaky          bool      `json:"flaky"`
+}
+
+type finding struct {
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+	Severity string `json:"severity"`
+	Message  string `json:"message"`
+}
+
+func str() map[string]any { return map[string]any{"type": "string"} }
+func strs() map[string]any {
+	return map[string]any{"type": "array", "items": str()}
+}
+func enum(values ...string) map[string]any {
+	return map[string]any{"type": "string", "enum": values}
+}
+
+// object is a closed JSON schema object whose every property is required,
+// as structured outputs expect.
+func object(props map[string]any) map[string]any {
+	var required []string
+	for k := range props {
+		required = append(required, k)
+	}
+	return map[string]any{"type": "object", "properties": props, "required": required, "additionalProperties": false}
+}
+
+var issueKind = kind{
+	name: kindIssue, system: "issue.system", user: "issue.user",
+	schema: object(map[string]any{
+		"classification": enum("bug", "feature", "question", "documentation", "invalid"),
+		"summary":        str(),
+		"impact":         str(),
+		"priority":       enum("critical", "high", "medium", "low"),
+		"complexity":     enum("trivial", "small", "medium", "large"),
+		"plan":           strs(),
+		"questions":      strs(),
+		"labels":         strs(),
+		"invalid":        map[string]any{"type": "boolean"},
+		"close_reason":   str(),
+	}),
+	data: func(ctx context.Context, p *Pipeline, t *task) (any, error) {
+		comments, err := p.history(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		allowed, err := t.allowed(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		is := t.ev.Issue
+		return prompt.IssueData{
+			Thread: prompt.Thread{Repo: t.repo.String(), Number: is.Number, Title: is.Title, Body: is.body(),
+				Author: is.User.Login, Labels: is.labelNames(), Comments: comments},
+			AllowedLabels: allowed,
+		}, nil
+	},
+	render: func(t *task, a answer) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "### hookwise triage: %s · priority %s · complexity %s\n\n%s\n", a.Classification, a.Priority, a.Complexity, a.Summary)
+		if a.Impact != "" {
+			fmt.Fprintf(&b, "\n**Impact.** %s\n", a.Impact)
+		}
+		list(&b, "Suggested plan", a.Plan, true)
+		list(&b, "Questions for @"+t.ev.Issue.User.Login, a.Questions, false)
+		if a.Invalid && t.settings.AutoCloseInvalid && a.CloseReason != "" {
+			fmt.Fprintf(&b, "\n%s\n", a.CloseReason)
+		}
+		return b.String()
+	},
+}
+
+var reviewKind = kind{
+	name: kindReview, system: "pull_request.system", user: "pull_request.user",
+	schema: object(map[string]any{
+		"summary": str(),
+		"risk":    enum("low", "medium", "high"),
+		"findings": map[string]any{"type": "array", "items": object(map[string]any{
+			"file":     str(),
+			"line":     map[string]any{"type": "integer"},
+			"severity": enum("critical", "major", "minor", "nit"),
+			"message":  str(),
+		})},
+		"labels":       strs(),
+		"not_reviewed": strs(),
+	}),
+	data:   pullRequestData,
+	render: renderReview,
+}
+
+var reviewRequestKind = kind{
+	name: kindReviewRequest, system: "pull_request.system", user: "review_request.user",
+	schema: reviewKind.schema,
+	data:   pullRequestData,
+	render: renderReview,
+}
+
+// patchBudget bounds the diff put in one prompt; files past it are named in
+// the review as not reviewed, never dropped silently.
+const patchBudget = 60_000
+
+func pullRequestData(ctx context.Context, p *Pipeline, t *task) (any, error) {
+	files, err := p.github.PullRequestFiles(ctx, t.repo, t.number)
+	if err != nil {
+		return nil, fmt.Errorf("list pull request files: %w", err)
+	}
+	comments, err := p.history(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	allowed, err := t.allowed(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	pr := t.ev.PullRequest
+	d := prompt.PullRequestData{
+		Thread: prompt.Thread{Repo: t.repo.String(), Number: pr.Number, Title: pr.Title, Body: pr.body(),
+			Author: pr.User.Login, Labels: pr.labelNames(), Comments: comments},
+		Base: pr.Base.Ref, Head: pr.Head.Ref, HeadSHA: pr.Head.SHA, AllowedLabels: allowed,
+	}
+	if t.ev.Reviewer != nil {
+		d.Reviewer = t.ev.Reviewer.Login
+	} else if t.ev.Team != nil {
+		d.Reviewer = t.ev.Team.Name
+	}
+	used := 0
+	for _, f := range files {
+		if f.Patch == "" || used+len(f.Patch) > patchBudget {
+			d.Omitted = append(d.Omitted, f.Name)
+			continue
+		}
+		used += len(f.Patch)
+		d.Files = append(d.Files, prompt.File{Name: f.Name, Status: f.Status, Additions: f.Additions, Deletions: f.Deletions, Patch: f.Patch})
+	}
+	t.omitted = d.Omitted
+	return d, nil
+}
+
+func renderReview(t *task, a answer) string {
+	var b strings.Builder
+	pr := t.ev.PullRequest
+	if t.kind.name == kindReviewRequest && t.ev.Reviewer != nil {
+		fmt.Fprintf(&b, "@%s, here is a first pass to help your review.\n\n", t.ev.Reviewer.Login)
+	}
+	fmt.Fprintf(&b, "### hookwise review of %s · risk %s\n\n%s\n", shortSHA(pr.Head.SHA), a.Risk, a.Summary)
+	if len(a.Findings) > 0 {
+		b.WriteString("\n| severity | where | finding |\n|---|---|---|\n")
+		for _, f := range a.Findings {
+			where := "`" + f.File + "`"
+			if f.Line > 0 {
+				where = fmt.Sprintf("`%s:%d`", f.File, f.Line)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s |\n", f.Severity, where, strings.ReplaceAll(f.Message, "\n", " "))
+		}
+	}
+	notReviewed := append(append([]string{}, t.omitted...), a.NotReviewed...)
+	list(&b, "Not reviewed (over the prompt budget or without a textual diff)", dedupe(notReviewed), false)
+	fmt.Fprintf(&b, "\n<sub>Reviewed head commit %s.</sub>\n", pr.Head.SHA)
+	return b.String()
+}
+
+var workflowKind = kind{
+	name: kindWorkflowRun, system: "workflow_run.system", user: "workflow_run.user",
+	schema: object(map[string]any{
+		"summary":       str(),
+		"likely_cause":  str(),
+		"suggested_fix": str(),
+		"flaky":         map[string]any{"type": "boolean"},
+	}),
+	data: func(ctx context.Context, p *Pipeline, t *task) (any, error) {
+		run := t.ev.WorkflowRun
+		jobs, err := p.github.WorkflowJobs(ctx, t.repo, run.ID)
+		if err != nil {
+			return nil, fmt.Errorf("list workflow jobs: %w", err)
+		}
+		d := prompt.WorkflowRunData{Repo: t.repo.String(), Name: run.Name, Branch: run.HeadBranch, HeadSHA: run.HeadSHA, URL: run.HTMLURL}
+		for _, j := range jobs {
+			if j.Conclusion == "success" || j.Conclusion == "skipped" {
+				continue
+			}
+			job := prompt.Job{Name: j.Name, Conclusion: j.Conclusion}
+			for _, s := range j.Steps {
+				if s.Conclusion == "failure" {
+					job.FailedSteps = append(job.FailedSteps, s.Name)
+				}
+			}
+			d.Jobs = append(d.Jobs, job)
+		}
+		return d, nil
+	},
+	render: func(t *task, a answer) string {
+		run := t.ev.WorkflowRun
+		var b strings.Builder
+		fmt.Fprintf(&b, "### hookwise: why [%s](%s) failed on %s\n\n%s\n", run.Name, run.HTMLURL, shortSHA(run.HeadSHA), a.Summary)
+		fmt.Fprintf(&b, "\n**Likely cause.** %s\n\n**Suggested fix.** %s\n", a.LikelyCause, a.SuggestedFix)
+		if a.Flaky {
+			b.WriteString("\nThis looks like a flaky failure: a re-run may pass.\n")
+		}
+		return b.String()
+	},
+}
+
+func list(b *strings.Builder, title string, items []string, numbered bool) {
+	if len(items) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n**%s**\n\n", title)
+	for i, it := range items {
+		if numbered {
+			fmt.Fprintf(b, "%d. %s\n", i+1, it)
+		} else {
+			fmt.Fprintf(b, "- %s\n", it)
+		}
+	}
+}
+
+func dedupe(xs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func shortSHA(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}

@@ -1,0 +1,60 @@
+package pipeline
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookwise/hookwise/internal/claude"
+)
+
+// Metrics are the pipeline's Prometheus collectors.
+type Metrics struct {
+	outcomes *prometheus.CounterVec
+	calls    *prometheus.CounterVec
+	tokens   *prometheus.CounterVec
+	callTime prometheus.Histogram
+	comments prometheus.Counter
+}
+
+// NewMetrics registers the pipeline's collectors on reg (nil: none).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookwise_deliveries_processed_total", Help: "Deliveries processed, by event and outcome (done, skipped, failed).",
+		}, []string{"event", "outcome"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookwise_model_calls_total", Help: "Model calls by model and result (ok or the error type).",
+		}, []string{"model", "result"}),
+		tokens: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookwise_model_tokens_total", Help: "Tokens billed by model and kind (input, output, cache_write, cache_read).",
+		}, []string{"model", "kind"}),
+		callTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "hookwise_model_call_seconds", Help: "Latency of model calls.",
+			Buckets: prometheus.ExponentialBuckets(0.1, 2, 10),
+		}),
+		comments: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hookwise_github_comments_posted_total", Help: "New comments posted on GitHub.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.outcomes, m.calls, m.tokens, m.callTime, m.comments)
+	}
+	return m
+}
+
+func (m *Metrics) outcome(event, outcome string) { m.outcomes.WithLabelValues(event, outcome).Inc() }
+
+func (m *Metrics) modelCall(model string, res claude.Result, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+		if ce, ok := err.(*claude.Error); ok {
+			result = ce.Type
+		}
+	}
+	m.calls.WithLabelValues(model, result).Inc()
+	m.callTime.Observe(res.Latency.Seconds())
+	m.tokens.WithLabelValues(model, "input").Add(float64(res.Usage.InputTokens))
+	m.tokens.WithLabelValues(model, "output").Add(float64(res.Usage.OutputTokens))
+	m.tokens.WithLabelValues(model, "cache_write").Add(float64(res.Usage.CacheCreationInputTokens))
+	m.tokens.WithLabelValues(model, "cache_read").Add(float64(res.Usage.CacheReadInputTokens))
+}

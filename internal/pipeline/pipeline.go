@@ -1,0 +1,326 @@
+// Package pipeline turns one stored delivery into at most one model call and
+// its effects on GitHub: route the event to its handler, filter out what
+// deserves no call, gather the thread's context, ask the model for a
+// structured answer (stored before anything is posted), then write the
+// comment, labels and — where enabled — the close, idempotently.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/hookwise/hookwise/internal/claude"
+	"github.com/hookwise/hookwise/internal/config"
+	"github.com/hookwise/hookwise/internal/cost"
+	"github.com/hookwise/hookwise/internal/gh"
+	"github.com/hookwise/hookwise/internal/store"
+)
+
+// GitHub is what the pipeline needs of GitHub.
+type GitHub interface {
+	ListComments(ctx context.Context, r gh.Repo, number int) ([]gh.Comment, error)
+	CreateComment(ctx context.Context, r gh.Repo, number int, body string) (gh.Comment, error)
+	EditComment(ctx context.Context, r gh.Repo, id int64, body string) error
+	RepoLabels(ctx context.Context, r gh.Repo) ([]string, error)
+	AddLabels(ctx context.Context, r gh.Repo, number int, labels []string) error
+	CloseIssue(ctx context.Context, r gh.Repo, number int, reason string) error
+	PullRequestFiles(ctx context.Context, r gh.Repo, number int) ([]gh.File, error)
+	WorkflowJobs(ctx context.Context, r gh.Repo, runID int64) ([]gh.Job, error)
+	Login(ctx context.Context, r gh.Repo) (string, error)
+}
+
+// Model is what the pipeline needs of Claude.
+type Model interface {
+	Complete(ctx context.Context, req claude.Request) (claude.Result, error)
+}
+
+// Prompts renders the prompt templates.
+type Prompts interface {
+	Render(name string, data any) (string, error)
+}
+
+var (
+	_ GitHub = (*gh.Client)(nil)
+	_ Model  = (*claude.Client)(nil)
+)
+
+// Pipeline processes deliveries. It is safe for concurrent use.
+type Pipeline struct {
+	store   *store.Store
+	github  GitHub
+	model   Model
+	prompts Prompts
+	cfg     config.Config
+	log     *slog.Logger
+	m       *Metrics
+	// leaseTTL bounds how long a crashed worker keeps a thread locked.
+	leaseTTL time.Duration
+}
+
+// New builds a Pipeline.
+func New(st *store.Store, github GitHub, model Model, prompts Prompts, cfg config.Config, m *Metrics, log *slog.Logger) *Pipeline {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ttl := time.Duration(cfg.Queue.JobTimeout) + time.Minute
+	return &Pipeline{store: st, github: github, model: model, prompts: prompts, cfg: cfg, log: log, m: m, leaseTTL: ttl}
+}
+
+// busyError asks the queue to try again later without using an attempt.
+type busyError struct{ thread string }
+
+func (e busyError) Error() string                     { return "thread " + e.thread + " is being handled by another job" }
+func (e busyError) RetryAfterDuration() time.Duration { return 3 * time.Second }
+
+// Process handles one delivery. It is safe to run again after a crash at any
+// point: the model's answer is reused once stored, and comments are found by
+// their marker before anything is posted.
+func (p *Pipeline) Process(ctx context.Context, deliveryID int64, lastAttempt bool) (err error) {
+	d, err := p.store.Delivery(ctx, deliveryID)
+	if err != nil {
+		return err
+	}
+	if d.Status == store.StatusDone || d.Status == store.StatusSkipped {
+		return nil
+	}
+	log := p.log.With("delivery", d.GUID, "event", d.Event, "action", d.Action, "repo", d.Repo)
+	defer func() {
+		if err == nil {
+			return
+		}
+		var temp interface{ Temporary() bool }
+		permanent := errors.As(err, &temp) && !temp.Temporary()
+		if _, busy := err.(busyError); busy {
+			return
+		}
+		if permanent || lastAttempt {
+			log.Error("delivery failed", "err", err, "permanent", permanent)
+			if serr := p.store.SetDeliveryStatus(context.WithoutCancel(ctx), deliveryID, store.StatusFailed, err.Error()); serr != nil {
+				log.Error("record failure", "err", serr)
+			}
+			p.m.outcome(d.Event, "failed")
+		}
+	}()
+
+	t, reason, err := p.plan(ctx, d)
+	if err != nil {
+		return err
+	}
+	if t == nil {
+		log.Debug("delivery skipped", "reason", reason)
+		p.m.outcome(d.Event, "skipped")
+		return p.store.SetDeliveryStatus(ctx, deliveryID, store.StatusSkipped, reason)
+	}
+	log = log.With("thread", t.thread())
+
+	owner := fmt.Sprintf("delivery-%d", deliveryID)
+	ok, err := p.store.LockThread(ctx, t.thread(), owner, p.leaseTTL)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return busyError{thread: t.thread()}
+	}
+	defer func() {
+		if uerr := p.store.UnlockThread(context.WithoutCancel(ctx), t.thread(), owner); uerr != nil {
+			log.Warn("unlock thread", "err", uerr)
+		}
+	}()
+
+	a, err := p.analyse(ctx, d, t)
+	if err != nil {
+		return err
+	}
+	summary, err := p.act(ctx, d, t, a)
+	if err != nil {
+		return err
+	}
+	log.Info("delivery handled", "result", summary, "model", a.Model,
+		"input_tokens", a.InputTokens, "output_tokens", a.OutputTokens)
+	p.m.outcome(d.Event, "done")
+	return p.store.SetDeliveryStatus(ctx, deliveryID, store.StatusDone, summary)
+}
+
+// analyse returns the stored answer for d, or asks the model and stores it.
+func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (store.Analysis, error) {
+	a, err := p.store.Analysis(ctx, d.ID)
+	if err == nil {
+		return a, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return store.Analysis{}, err
+	}
+	system, user, err := t.prompt(ctx, p)
+	if err != nil {
+		return store.Analysis{}, err
+	}
+	req := claude.Request{
+		Model:     t.settings.Model,
+		System:    system,
+		Prompt:    user,
+		Schema:    t.kind.schema,
+		MaxTokens: p.cfg.Anthropic.MaxTokens,
+	}
+	res, err := p.model.Complete(ctx, req)
+	p.m.modelCall(req.Model, res, err)
+	if err != nil {
+		return store.Analysis{}, fmt.Errorf("ask model: %w", err)
+	}
+	model := res.Model
+	if model == "" {
+		model = req.Model
+	}
+	a = store.Analysis{
+		DeliveryID:       d.ID,
+		Repo:             d.Repo,
+		Thread:           t.number,
+		Kind:             t.kind.name,
+		Model:            model,
+		Result:           string(res.JSON),
+		InputTokens:      res.Usage.InputTokens,
+		OutputTokens:     res.Usage.OutputTokens,
+		CacheWriteTokens: res.Usage.CacheCreationInputTokens,
+		CacheReadTokens:  res.Usage.CacheReadInputTokens,
+		CostMicros: cost.For(model).Micros(cost.Usage{
+			Input: res.Usage.InputTokens, Output: res.Usage.OutputTokens,
+			CacheWrite: res.Usage.CacheCreationInputTokens, CacheRead: res.Usage.CacheReadInputTokens,
+		}),
+		Latency:   res.Latency,
+		RequestID: res.RequestID,
+	}
+	if err := p.store.SaveAnalysis(ctx, a); err != nil {
+		return store.Analysis{}, err
+	}
+	// Read back: if a concurrent run stored its answer first, act on that one.
+	return p.store.Analysis(ctx, d.ID)
+}
+
+// act writes the answer to GitHub and returns a one-line account of it.
+func (p *Pipeline) act(ctx context.Context, d store.Delivery, t *task, a store.Analysis) (string, error) {
+	var ans answer
+	if err := json.Unmarshal([]byte(a.Result), &ans); err != nil {
+		return "", permanentError{fmt.Errorf("decode stored answer: %w", err)}
+	}
+	targets := t.targets
+	if len(targets) == 0 {
+		return "analysis stored (no thread to comment on)", nil
+	}
+	var did []string
+	for _, number := range targets {
+		key := t.key(number)
+		if t.settings.PostComments {
+			body := t.kind.render(t, ans) + "\n\n" + marker(key)
+			id, verb, err := p.upsertComment(ctx, d, t.repo, number, key, body)
+			if err != nil {
+				return "", err
+			}
+			did = append(did, fmt.Sprintf("%s comment %d on #%d", verb, id, number))
+		}
+		if t.settings.ApplyLabels && len(ans.Labels) > 0 {
+			labels, err := p.allowedLabels(ctx, t, ans.Labels)
+			if err != nil {
+				return "", err
+			}
+			if len(labels) > 0 {
+				if err := p.github.AddLabels(ctx, t.repo, number, labels); err != nil {
+					return "", fmt.Errorf("add labels: %w", err)
+				}
+				did = append(did, "labelled "+strings.Join(labels, ", "))
+			}
+		}
+		if t.kind.name == kindIssue && ans.Invalid && t.settings.AutoCloseInvalid {
+			if err := p.github.CloseIssue(ctx, t.repo, number, "not_planned"); err != nil {
+				return "", fmt.Errorf("close issue: %w", err)
+			}
+			did = append(did, "closed as not planned")
+		}
+	}
+	if len(did) == 0 {
+		return "analysis stored (comments and labels disabled)", nil
+	}
+	return strings.Join(did, "; "), nil
+}
+
+// allowedLabels keeps the model's labels that the allowlist (or, without
+// one, the repository's existing labels) permits, in the allowlist's spelling.
+func (p *Pipeline) allowedLabels(ctx context.Context, t *task, want []string) ([]string, error) {
+	allowed, err := t.allowed(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	byFold := map[string]string{}
+	for _, l := range allowed {
+		byFold[strings.ToLower(l)] = l
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, l := range want {
+		if name, ok := byFold[strings.ToLower(strings.TrimSpace(l))]; ok && !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+const markerPrefix = "<!-- hookwise:"
+
+// marker is the hidden line that names what a comment answers.
+func marker(key string) string { return markerPrefix + key + " -->" }
+
+// HasMarker reports whether a comment body was written by hookwise.
+func HasMarker(body string) bool { return strings.Contains(body, markerPrefix) }
+
+// upsertComment posts body on the thread unless a comment for key exists, in
+// which case it is updated (or left alone when this delivery wrote it).
+func (p *Pipeline) upsertComment(ctx context.Context, d store.Delivery, r gh.Repo, number int, key, body string) (int64, string, error) {
+	w, err := p.store.WriteFor(ctx, key)
+	switch {
+	case err == nil:
+		if w.DeliveryID == d.ID {
+			return w.CommentID, "kept", nil
+		}
+		if err := p.github.EditComment(ctx, r, w.CommentID, body); err != nil {
+			return 0, "", fmt.Errorf("update comment: %w", err)
+		}
+		return w.CommentID, "updated", p.store.RecordWrite(ctx, store.Write{Key: key, Repo: d.Repo, Thread: number, CommentID: w.CommentID, DeliveryID: d.ID})
+	case !errors.Is(err, store.ErrNotFound):
+		return 0, "", err
+	}
+	// Not in the ledger: a crash may have come between posting and recording,
+	// so look on GitHub before posting.
+	comments, err := p.github.ListComments(ctx, r, number)
+	if err != nil {
+		return 0, "", fmt.Errorf("list comments: %w", err)
+	}
+	mark := marker(key)
+	for _, c := range comments {
+		if strings.Contains(c.Body, mark) {
+			verb := "found"
+			if c.Body != body {
+				if err := p.github.EditComment(ctx, r, c.ID, body); err != nil {
+					return 0, "", fmt.Errorf("update comment: %w", err)
+				}
+				verb = "updated"
+			}
+			return c.ID, verb, p.store.RecordWrite(ctx, store.Write{Key: key, Repo: d.Repo, Thread: number, CommentID: c.ID, DeliveryID: d.ID})
+		}
+	}
+	c, err := p.github.CreateComment(ctx, r, number, body)
+	if err != nil {
+		return 0, "", fmt.Errorf("post comment: %w", err)
+	}
+	p.m.comments.Inc()
+	return c.ID, "posted", p.store.RecordWrite(ctx, store.Write{Key: key, Repo: d.Repo, Thread: number, CommentID: c.ID, DeliveryID: d.ID})
+}
+
+// permanentError marks a failure that no retry can fix.
+type permanentError struct{ error }
+
+func (permanentError) Temporary() bool { return false }
+func (e permanentError) Unwrap() error { return e.error }

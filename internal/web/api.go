@@ -1,0 +1,206 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hookwise/hookwise/internal/store"
+)
+
+// Paging bounds of GET /api/v1/deliveries.
+const (
+	defaultLimit = 50
+	maxLimit     = 500
+)
+
+// stats answers GET /api/v1/stats: the store's totals plus the queue's jobs
+// by state.
+func (s *server) stats(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.store.Stats(r.Context())
+	if err != nil {
+		return err
+	}
+	jobs, err := s.queue.JobCounts(r.Context())
+	if err != nil {
+		return err
+	}
+	if jobs == nil {
+		jobs = map[string]int64{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		store.Stats
+		Jobs map[string]int64 `json:"jobs"`
+	}{st, jobs})
+	return nil
+}
+
+// deliveryJSON is a delivery as the admin API shows it: without its
+// payload, which can be megabytes.
+type deliveryJSON struct {
+	ID             int64         `json:"id"`
+	HookID         string        `json:"hook_id"`
+	GUID           string        `json:"guid"`
+	Event          string        `json:"event"`
+	Action         string        `json:"action"`
+	Repo           string        `json:"repo"`
+	InstallationID int64         `json:"installation_id"`
+	Sender         string        `json:"sender"`
+	ReceivedAt     time.Time     `json:"received_at"`
+	Status         string        `json:"status"`
+	Reason         string        `json:"reason"`
+	UpdatedAt      time.Time     `json:"updated_at"`
+	Analysis       *analysisJSON `json:"analysis,omitempty"`
+}
+
+func toDeliveryJSON(d store.Delivery) deliveryJSON {
+	return deliveryJSON{
+		ID: d.ID, HookID: d.HookID, GUID: d.GUID, Event: d.Event, Action: d.Action, Repo: d.Repo,
+		InstallationID: d.InstallationID, Sender: d.Sender, ReceivedAt: d.ReceivedAt.UTC(),
+		Status: d.Status, Reason: d.Reason, UpdatedAt: d.UpdatedAt.UTC(),
+	}
+}
+
+type analysisJSON struct {
+	Kind      string          `json:"kind"`
+	Model     string          `json:"model"`
+	Tokens    tokensJSON      `json:"tokens"`
+	CostUSD   float64         `json:"cost_usd"`
+	LatencyMS int64           `json:"latency_ms"`
+	RequestID string          `json:"request_id"`
+	CreatedAt time.Time       `json:"created_at"`
+	Result    json.RawMessage `json:"result"`
+}
+
+type tokensJSON struct {
+	Input      int64 `json:"input"`
+	Output     int64 `json:"output"`
+	CacheRead  int64 `json:"cache_read"`
+	CacheWrite int64 `json:"cache_write"`
+}
+
+func toAnalysisJSON(a store.Analysis) *analysisJSON {
+	result := json.RawMessage(a.Result)
+	if !json.Valid(result) {
+		// The result is meant to be JSON; should a stored one not be,
+		// show it as a string rather than fail the whole answer.
+		result, _ = json.Marshal(a.Result)
+	}
+	return &analysisJSON{
+		Kind:  a.Kind,
+		Model: a.Model,
+		Tokens: tokensJSON{
+			Input: a.InputTokens, Output: a.OutputTokens,
+			CacheRead: a.CacheReadTokens, CacheWrite: a.CacheWriteTokens,
+		},
+		CostUSD:   float64(a.CostMicros) / 1e6,
+		LatencyMS: a.Latency.Milliseconds(),
+		RequestID: a.RequestID,
+		CreatedAt: a.CreatedAt.UTC(),
+		Result:    result,
+	}
+}
+
+// deliveryFilter reads the query of GET /api/v1/deliveries.
+func deliveryFilter(r *http.Request) (store.DeliveryFilter, error) {
+	q := r.URL.Query()
+	f := store.DeliveryFilter{Status: q.Get("status"), Repo: q.Get("repo"), Limit: defaultLimit}
+	switch f.Status {
+	case "", store.StatusQueued, store.StatusDone, store.StatusSkipped, store.StatusFailed:
+	default:
+		return f, badRequest(fmt.Sprintf("status: want one of %s, %s, %s, %s",
+			store.StatusQueued, store.StatusDone, store.StatusSkipped, store.StatusFailed))
+	}
+	if v := q.Get("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return f, badRequest("before: want a delivery id, a whole number above 0")
+		}
+		f.Before = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLimit {
+			return f, badRequest(fmt.Sprintf("limit: want a whole number from 1 to %d", maxLimit))
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+// listDeliveries answers GET /api/v1/deliveries, newest first. next_before
+// is the value of before for the next page, or null when there is none.
+func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
+	f, err := deliveryFilter(r)
+	if err != nil {
+		return err
+	}
+	limit := f.Limit
+	// One row more than asked tells whether another page exists, so that a
+	// client paging to the end never has to fetch an empty page.
+	f.Limit++
+	ds, err := s.store.ListDeliveries(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	var next *int64
+	if len(ds) > limit {
+		ds = ds[:limit]
+		next = &ds[limit-1].ID
+	}
+	out := make([]deliveryJSON, len(ds))
+	for i, d := range ds {
+		out[i] = toDeliveryJSON(d)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Deliveries []deliveryJSON `json:"deliveries"`
+		NextBefore *int64         `json:"next_before"`
+	}{out, next})
+	return nil
+}
+
+// findDelivery looks up the delivery named by the path's {ref}, an id or a
+// GUID.
+func (s *server) findDelivery(r *http.Request) (store.Delivery, error) {
+	d, err := s.store.FindDelivery(r.Context(), r.PathValue("ref"))
+	if errors.Is(err, store.ErrNotFound) {
+		return d, errNoDelivery
+	}
+	return d, err
+}
+
+// showDelivery answers GET /api/v1/deliveries/{ref}: the delivery and, once
+// the model has answered, its analysis.
+func (s *server) showDelivery(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.findDelivery(r)
+	if err != nil {
+		return err
+	}
+	out := toDeliveryJSON(d)
+	a, err := s.store.Analysis(r.Context(), d.ID)
+	switch {
+	case err == nil:
+		out.Analysis = toAnalysisJSON(a)
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// replayDelivery answers POST /api/v1/deliveries/{ref}/replay: the delivery
+// is handled again from the start, by a worker, after the answer.
+func (s *server) replayDelivery(w http.ResponseWriter, r *http.Request) error {
+	d, err := s.findDelivery(r)
+	if err != nil {
+		return err
+	}
+	if err := s.queue.Replay(r.Context(), d.ID); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "queued"})
+	return nil
+}

@@ -1,0 +1,251 @@
+// Package web is hookwise's HTTP surface besides the webhook itself: health
+// and readiness probes, Prometheus metrics, and the admin API under /api/v1.
+// It mounts the webhook handler it is given but knows nothing about it.
+package web
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/hookwise/hookwise/internal/store"
+)
+
+// Store is what the web surface reads from the database.
+type Store interface {
+	Ready(ctx context.Context) error
+	Stats(ctx context.Context) (store.Stats, error)
+	ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, error)
+	// FindDelivery looks a delivery up by id or GUID; a miss wraps store.ErrNotFound.
+	FindDelivery(ctx context.Context, ref string) (store.Delivery, error)
+	// Analysis returns store.ErrNotFound when the delivery has no stored answer.
+	Analysis(ctx context.Context, deliveryID int64) (store.Analysis, error)
+}
+
+// Queue is what the web surface asks of the job queue.
+type Queue interface {
+	Replay(ctx context.Context, deliveryID int64) error
+	// JobCounts maps River job states to how many jobs are in each.
+	JobCounts(ctx context.Context) (map[string]int64, error)
+}
+
+// Options are NewHandler's dependencies.
+type Options struct {
+	Store Store
+	Queue Queue
+	// Webhook is mounted at POST /webhook and POST /github-webhook (the old
+	// service's path). Nil mounts nothing there.
+	Webhook http.Handler
+	// Gatherer is exposed at GET /metrics. Nil mounts nothing there.
+	Gatherer prometheus.Gatherer
+	// AdminToken guards /api/v1. While it is empty the admin API answers
+	// only clients on loopback.
+	AdminToken string
+	// Logger gets 5xx causes and failed readiness checks; nil discards them.
+	Logger *slog.Logger
+}
+
+// readyTimeout bounds a readiness check so that a stuck database makes the
+// probe fail rather than hang.
+const readyTimeout = 2 * time.Second
+
+type server struct {
+	store Store
+	queue Queue
+	log   *slog.Logger
+	// tokenSum is the SHA-256 of the admin token, nil when none is set.
+	// Comparing fixed-size digests keeps the comparison constant-time
+	// whatever the length of the presented token.
+	tokenSum []byte
+}
+
+// NewHandler returns the HTTP surface: /healthz, /readyz, /metrics, the
+// webhook paths and the admin API.
+func NewHandler(opts Options) http.Handler {
+	s := &server{store: opts.Store, queue: opts.Queue, log: opts.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.AdminToken != "" {
+		sum := sha256.Sum256([]byte(opts.AdminToken))
+		s.tokenSum = sum[:]
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeText(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	if opts.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
+			// One failing collector (say, job counts while the database is
+			// down) must not hide every other metric, and collector errors
+			// belong in the log, not in the scrape body.
+			ErrorHandling: promhttp.ContinueOnError,
+			ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}))
+	}
+	if opts.Webhook != nil {
+		mux.Handle("POST /webhook", opts.Webhook)
+		mux.Handle("POST /github-webhook", opts.Webhook)
+	}
+	mux.Handle("GET /api/v1/stats", s.admin(s.stats))
+	mux.Handle("GET /api/v1/deliveries", s.admin(s.listDeliveries))
+	mux.Handle("GET /api/v1/deliveries/{ref}", s.admin(s.showDelivery))
+	mux.Handle("POST /api/v1/deliveries/{ref}/replay", s.admin(s.replayDelivery))
+	return mux
+}
+
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := s.store.Ready(ctx); err != nil {
+		code, msg := s.failure(r, &httpError{code: http.StatusServiceUnavailable, msg: "store not ready", err: err})
+		writeText(w, code, msg)
+		return
+	}
+	writeText(w, http.StatusOK, "ok")
+}
+
+// apiFunc is an admin API endpoint: it writes its answer or returns an
+// error, which admin turns into the answer.
+type apiFunc func(w http.ResponseWriter, r *http.Request) error
+
+// admin guards fn with the admin check and turns its error into a JSON answer.
+func (s *server) admin(fn apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		err := s.authorize(r)
+		if err == nil {
+			err = fn(w, r)
+		}
+		if err != nil {
+			code, msg := s.failure(r, err)
+			if code == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", "Bearer")
+			}
+			writeJSON(w, code, map[string]string{"error": msg})
+		}
+	})
+}
+
+var (
+	errUnauthorized = errors.New("missing or wrong admin token")
+	errNotLoopback  = errors.New("admin API answers only loopback clients while no admin token is set")
+	errNoDelivery   = errors.New("delivery not found")
+)
+
+// authorize decides whether r may use the admin API.
+func (s *server) authorize(r *http.Request) error {
+	if s.tokenSum == nil {
+		// Only the connection's own address counts: X-Forwarded-For and the
+		// like are set by whoever sends the request.
+		if !isLoopback(r.RemoteAddr) {
+			return errNotLoopback
+		}
+		return nil
+	}
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return errUnauthorized
+	}
+	sum := sha256.Sum256([]byte(token))
+	if subtle.ConstantTimeCompare(sum[:], s.tokenSum) != 1 {
+		return errUnauthorized
+	}
+	return nil
+}
+
+// isLoopback reports whether remoteAddr (host:port, as net/http sets it) is
+// in 127.0.0.0/8 or ::1, including IPv4-mapped IPv6 forms.
+func isLoopback(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		host = remoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	return addr.Unmap().IsLoopback()
+}
+
+// httpError is a failure whose status and client-safe message are known
+// where it happens, such as a bad query parameter. err, if any, is the
+// cause and is only logged.
+type httpError struct {
+	code int
+	msg  string
+	err  error
+}
+
+func (e *httpError) Error() string {
+	if e.err != nil {
+		return e.msg + ": " + e.err.Error()
+	}
+	return e.msg
+}
+
+func (e *httpError) Unwrap() error { return e.err }
+
+func badRequest(msg string) error { return &httpError{code: http.StatusBadRequest, msg: msg} }
+
+// failure is the one place an error becomes an HTTP status and the message
+// the client sees. Causes of 5xx answers are logged here and never shown:
+// they may name files, hosts or queries.
+func (s *server) failure(r *http.Request, err error) (int, string) {
+	code, msg := http.StatusInternalServerError, "internal error"
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		code, msg = he.code, he.msg
+	case errors.Is(err, errUnauthorized):
+		code, msg = http.StatusUnauthorized, "unauthorized"
+	case errors.Is(err, errNotLoopback):
+		code, msg = http.StatusForbidden, errNotLoopback.Error()
+	case errors.Is(err, errNoDelivery):
+		code, msg = http.StatusNotFound, errNoDelivery.Error()
+	case errors.Is(err, store.ErrNotFound):
+		code, msg = http.StatusNotFound, "not found"
+	case errors.Is(err, context.DeadlineExceeded):
+		code, msg = http.StatusServiceUnavailable, "timed out"
+	}
+	if code >= 500 {
+		level := slog.LevelError
+		if code == http.StatusServiceUnavailable || r.Context().Err() != nil {
+			// Unavailability is reported by /readyz and alerts; a client
+			// that went away is not our failure.
+			level = slog.LevelWarn
+		}
+		s.log.Log(r.Context(), level, "http request failed",
+			"method", r.Method, "path", r.URL.Path, "status", code, "err", err)
+	}
+	return code, msg
+}
+
+func writeText(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(body + "\n"))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	// Every value written here is built from plain fields and cannot fail
+	// to encode; a write error means the client has gone.
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,593 @@
+package web_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookwise/hookwise/internal/store"
+	"github.com/hookwise/hookwise/internal/web"
+)
+
+const token = "s3cret-admin-token"
+
+var _ web.Store = (*store.Store)(nil)
+
+// fakeQueue records replays and reports fixed job counts.
+type fakeQueue struct {
+	mu       sync.Mutex
+	replayed []int64
+	counts   map[string]int64
+	err      error
+}
+
+func (q *fakeQueue) Replay(ctx context.Context, id int64) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.replayed = append(q.replayed, id)
+	return nil
+}
+
+func (q *fakeQueue) JobCounts(ctx context.Context) (map[string]int64, error) {
+	if q.err != nil {
+		return nil, q.err
+	}
+	return q.counts, nil
+}
+
+func (q *fakeQueue) Replayed() []int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.replayed)
+}
+
+type fixture struct {
+	st    *store.Store
+	q     *fakeQueue
+	h     http.Handler
+	ids   []int64 // in insertion order: ids[0] is the oldest
+	guids []string
+	path  string
+}
+
+// newFixture opens a migrated store holding seven deliveries: four on
+// octo/a, three on octo/b; the first is done with an analysis, the second
+// failed. The handler requires token unless adminToken is "".
+func newFixture(t *testing.T, adminToken string) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "db")
+	st, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("store.Open: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	f := &fixture{st: st, path: path, q: &fakeQueue{counts: map[string]int64{"available": 3, "completed": 10}}}
+	var ds []store.Delivery
+	for i := range 7 {
+		repo, event := "octo/a", "issues"
+		if i >= 4 {
+			repo, event = "octo/b", "pull_request"
+		}
+		guid := fmt.Sprintf("guid-%d", i)
+		f.guids = append(f.guids, guid)
+		ds = append(ds, store.Delivery{
+			HookID: "42", GUID: guid, Event: event, Action: "opened", Repo: repo,
+			InstallationID: 7, Sender: "octocat", Payload: []byte(`{"secret_payload":true}`),
+			ReceivedAt: time.Date(2025, 1, 2, 3, 4, i, 0, time.UTC),
+		})
+	}
+	err = st.Tx(ctx, func(tx *sql.Tx) error {
+		f.ids, err = st.InsertDeliveries(ctx, tx, ds)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("InsertDeliveries: %v", err)
+	}
+	if err := st.SetDeliveryStatus(ctx, f.ids[0], store.StatusDone, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetDeliveryStatus(ctx, f.ids[1], store.StatusFailed, "github: 502"); err != nil {
+		t.Fatal(err)
+	}
+	err = st.SaveAnalysis(ctx, store.Analysis{
+		DeliveryID: f.ids[0], Repo: "octo/a", Thread: 1, Kind: "issue", Model: "claude-test",
+		Result: `{"labels":["bug"]}`, InputTokens: 1000, OutputTokens: 200, CostMicros: 4500,
+		Latency: 1500 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatalf("SaveAnalysis: %v", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(web.JobsCollector(f.q))
+	f.h = web.NewHandler(web.Options{
+		Store: st, Queue: f.q, Gatherer: reg, AdminToken: adminToken,
+		Webhook: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusAccepted)
+			io.WriteString(w, "webhook "+r.URL.Path)
+		}),
+	})
+	return f
+}
+
+// do serves one request from a non-loopback client (httptest's default
+// 192.0.2.1), with the admin token when tok is not "".
+func (f *fixture) do(t *testing.T, method, target, tok string) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(method, target, nil)
+	if tok != "" {
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	return w
+}
+
+func decode(t *testing.T, w *httptest.ResponseRecorder, v any) {
+	t.Helper()
+	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), v); err != nil {
+		t.Fatalf("decode %s: %v", w.Body, err)
+	}
+}
+
+func TestAdminAuthLoopbackServer(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "")
+	srv := httptest.NewServer(f.h)
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/api/v1/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /api/v1/stats from 127.0.0.1 = %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestAdminAuth(t *testing.T) {
+	t.Parallel()
+	open := newFixture(t, "")
+	guarded := newFixture(t, token)
+	tests := []struct {
+		name       string
+		f          *fixture
+		remote     string
+		header     map[string]string
+		want       int
+		wantBearer bool
+	}{
+		{name: "no token, remote client", f: open, remote: "192.0.2.1:1234", want: 403},
+		{name: "no token, forwarded for loopback", f: open, remote: "192.0.2.1:1234",
+			header: map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1"}, want: 403},
+		{name: "no token, mapped remote", f: open, remote: "[::ffff:192.0.2.1]:1234", want: 403},
+		{name: "no token, ipv4 loopback", f: open, remote: "127.0.0.1:1234", want: 200},
+		{name: "no token, other 127/8", f: open, remote: "127.1.2.3:1234", want: 200},
+		{name: "no token, ipv6 loopback", f: open, remote: "[::1]:1234", want: 200},
+		{name: "no token, mapped loopback", f: open, remote: "[::ffff:127.0.0.1]:1234", want: 200},
+		{name: "token, missing", f: guarded, remote: "192.0.2.1:1234", want: 401, wantBearer: true},
+		{name: "token, missing on loopback", f: guarded, remote: "127.0.0.1:1234", want: 401, wantBearer: true},
+		{name: "token, wrong", f: guarded, remote: "192.0.2.1:1234",
+			header: map[string]string{"Authorization": "Bearer nope"}, want: 401, wantBearer: true},
+		{name: "token, prefix of right", f: guarded, remote: "192.0.2.1:1234",
+			header: map[string]string{"Authorization": "Bearer " + token[:5]}, want: 401, wantBearer: true},
+		{name: "token, basic scheme", f: guarded, remote: "192.0.2.1:1234",
+			header: map[string]string{"Authorization": "Basic " + token}, want: 401, wantBearer: true},
+		{name: "token, empty bearer", f: guarded, remote: "192.0.2.1:1234",
+			header: map[string]string{"Authorization": "Bearer "}, want: 401, wantBearer: true},
+		{name: "token, right", f: guarded, remote: "192.0.2.1:1234",
+			header: map[string]string{"Authorization": "Bearer " + token}, want: 200},
+		{name: "token, right, lower-case scheme", f: guarded, remote: "192.0.2.1:1234",
+			header: map[string]string{"Authorization": "bearer " + token}, want: 200},
+	}
+	for _, tt := range tests {
+		for _, target := range []string{"/api/v1/stats", "/api/v1/deliveries", "/api/v1/deliveries/1"} {
+			t.Run(tt.name+" "+target, func(t *testing.T) {
+				r := httptest.NewRequest("GET", target, nil)
+				r.RemoteAddr = tt.remote
+				for k, v := range tt.header {
+					r.Header.Set(k, v)
+				}
+				w := httptest.NewRecorder()
+				tt.f.h.ServeHTTP(w, r)
+				if w.Code != tt.want {
+					t.Fatalf("GET %s from %s = %d %s, want %d", target, tt.remote, w.Code, w.Body, tt.want)
+				}
+				if got := w.Header().Get("WWW-Authenticate"); (got == "Bearer") != tt.wantBearer {
+					t.Errorf("GET %s: WWW-Authenticate = %q, want Bearer: %v", target, got, tt.wantBearer)
+				}
+				if w.Code >= 400 {
+					var body map[string]string
+					decode(t, w, &body)
+					if body["error"] == "" {
+						t.Errorf("GET %s: body = %s, want an error", target, w.Body)
+					}
+				}
+			})
+		}
+	}
+	// A refused replay must not reach the queue.
+	for _, f := range []*fixture{open, guarded} {
+		if w := f.do(t, "POST", "/api/v1/deliveries/1/replay", ""); w.Code < 400 {
+			t.Errorf("unauthenticated POST replay = %d, want 401 or 403", w.Code)
+		}
+		if got := f.q.Replayed(); len(got) != 0 {
+			t.Errorf("replays after refused request = %v, want none", got)
+		}
+	}
+}
+
+func TestStats(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, token)
+	w := f.do(t, "GET", "/api/v1/stats", token)
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET /api/v1/stats = %d %s, want 200", w.Code, w.Body)
+	}
+	if got := w.Header().Get("Cache-Control"); got != "no-store" {
+		t.Errorf("Cache-Control = %q, want no-store", got)
+	}
+	var raw map[string]json.RawMessage
+	decode(t, w, &raw)
+	for _, k := range []string{"deliveries", "by_status", "by_event", "model_calls", "input_tokens",
+		"output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "comments", "jobs"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("stats key %q missing in %s", k, w.Body)
+		}
+	}
+	var got struct {
+		Deliveries int64            `json:"deliveries"`
+		ByStatus   map[string]int64 `json:"by_status"`
+		ByEvent    map[string]int64 `json:"by_event"`
+		ModelCalls int64            `json:"model_calls"`
+		CostUSD    float64          `json:"cost_usd"`
+		Jobs       map[string]int64 `json:"jobs"`
+	}
+	decode(t, w, &got)
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"deliveries", got.Deliveries, int64(7)},
+		{"by_status.queued", got.ByStatus["queued"], int64(5)},
+		{"by_status.done", got.ByStatus["done"], int64(1)},
+		{"by_event.pull_request", got.ByEvent["pull_request"], int64(3)},
+		{"model_calls", got.ModelCalls, int64(1)},
+		{"cost_usd", got.CostUSD, 0.0045},
+		{"jobs.available", got.Jobs["available"], int64(3)},
+		{"jobs.completed", got.Jobs["completed"], int64(10)},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("stats %s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+type listed struct {
+	Deliveries []map[string]any `json:"deliveries"`
+	NextBefore *int64           `json:"next_before"`
+}
+
+func ids(l listed) []int64 {
+	var out []int64
+	for _, d := range l.Deliveries {
+		out = append(out, int64(d["id"].(float64)))
+	}
+	return out
+}
+
+func TestListDeliveries(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, token)
+	newest := slices.Clone(f.ids)
+	slices.Reverse(newest)
+	tests := []struct {
+		query    string
+		want     []int64
+		wantNext int64 // 0 for null
+	}{
+		{"", newest, 0},
+		{"?limit=3", newest[:3], newest[2]},
+		{fmt.Sprintf("?limit=3&before=%d", newest[2]), newest[3:6], newest[5]},
+		{fmt.Sprintf("?limit=3&before=%d", newest[5]), newest[6:], 0},
+		{"?limit=7", newest, 0},
+		{"?limit=500", newest, 0},
+		{"?status=failed", []int64{f.ids[1]}, 0},
+		{"?repo=octo/b", newest[:3], 0},
+		{"?repo=octo/a&status=queued", []int64{f.ids[3], f.ids[2]}, 0},
+		{"?repo=nobody/none", nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			w := f.do(t, "GET", "/api/v1/deliveries"+tt.query, token)
+			if w.Code != http.StatusOK {
+				t.Fatalf("GET %s = %d %s, want 200", tt.query, w.Code, w.Body)
+			}
+			var got listed
+			decode(t, w, &got)
+			if !slices.Equal(ids(got), tt.want) {
+				t.Errorf("GET %s ids = %v, want %v", tt.query, ids(got), tt.want)
+			}
+			if got.Deliveries == nil {
+				t.Errorf("GET %s deliveries = null, want a list", tt.query)
+			}
+			var next int64
+			if got.NextBefore != nil {
+				next = *got.NextBefore
+			}
+			if next != tt.wantNext {
+				t.Errorf("GET %s next_before = %d, want %d", tt.query, next, tt.wantNext)
+			}
+		})
+	}
+
+	t.Run("fields", func(t *testing.T) {
+		w := f.do(t, "GET", "/api/v1/deliveries?status=failed", token)
+		var got listed
+		decode(t, w, &got)
+		if len(got.Deliveries) != 1 {
+			t.Fatalf("deliveries = %s, want one", w.Body)
+		}
+		d := got.Deliveries[0]
+		want := map[string]any{
+			"id": float64(f.ids[1]), "hook_id": "42", "guid": "guid-1", "event": "issues", "action": "opened",
+			"repo": "octo/a", "installation_id": float64(7), "sender": "octocat",
+			"received_at": "2025-01-02T03:04:01Z", "status": "failed", "reason": "github: 502",
+		}
+		for k, v := range want {
+			if d[k] != v {
+				t.Errorf("delivery[%q] = %v, want %v", k, d[k], v)
+			}
+		}
+		if _, err := time.Parse(time.RFC3339, fmt.Sprint(d["updated_at"])); err != nil {
+			t.Errorf("updated_at = %v, want RFC 3339: %v", d["updated_at"], err)
+		}
+		if _, ok := d["payload"]; ok || strings.Contains(w.Body.String(), "secret_payload") {
+			t.Errorf("delivery = %s, want no payload", w.Body)
+		}
+	})
+}
+
+func TestListDeliveriesBadQuery(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, token)
+	const limitErr = "limit: want a whole number from 1 to 500"
+	tests := []struct {
+		query, want string
+	}{
+		{"?limit=abc", limitErr},
+		{"?limit=0", limitErr},
+		{"?limit=-1", limitErr},
+		{"?limit=501", limitErr},
+		{"?limit=1.5", limitErr},
+		{"?limit=99999999999999999999", limitErr},
+		{"?before=x", "before: want a delivery id, a whole number above 0"},
+		{"?before=0", "before: want a delivery id, a whole number above 0"},
+		{"?status=weird", "status: want one of queued, done, skipped, failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			w := f.do(t, "GET", "/api/v1/deliveries"+tt.query, token)
+			if w.Code != http.StatusBadRequest {
+				t.Errorf("GET %s = %d, want 400", tt.query, w.Code)
+			}
+			var got map[string]string
+			decode(t, w, &got)
+			if got["error"] != tt.want {
+				t.Errorf("GET %s error = %q, want %q", tt.query, got["error"], tt.want)
+			}
+		})
+	}
+}
+
+func TestShowDelivery(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, token)
+	tests := []struct {
+		name         string
+		ref          string
+		want         int
+		wantID       int64
+		wantAnalysis bool
+	}{
+		{"by id, analysed", fmt.Sprint(f.ids[0]), 200, f.ids[0], true},
+		{"by guid, analysed", f.guids[0], 200, f.ids[0], true},
+		{"by id, not analysed", fmt.Sprint(f.ids[4]), 200, f.ids[4], false},
+		{"by guid, not analysed", f.guids[5], 200, f.ids[5], false},
+		{"unknown id", "99999", 404, 0, false},
+		{"unknown guid", "no-such-guid", 404, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := f.do(t, "GET", "/api/v1/deliveries/"+tt.ref, token)
+			if w.Code != tt.want {
+				t.Fatalf("GET deliveries/%s = %d %s, want %d", tt.ref, w.Code, w.Body, tt.want)
+			}
+			if tt.want == 404 {
+				if got := strings.TrimSpace(w.Body.String()); got != `{"error":"delivery not found"}` {
+					t.Errorf("GET deliveries/%s body = %s, want delivery not found", tt.ref, got)
+				}
+				return
+			}
+			var got struct {
+				ID       int64 `json:"id"`
+				Analysis *struct {
+					Model  string `json:"model"`
+					Tokens struct {
+						Input  int64 `json:"input"`
+						Output int64 `json:"output"`
+					} `json:"tokens"`
+					CostUSD   float64         `json:"cost_usd"`
+					LatencyMS int64           `json:"latency_ms"`
+					Result    json.RawMessage `json:"result"`
+				} `json:"analysis"`
+			}
+			decode(t, w, &got)
+			if got.ID != tt.wantID {
+				t.Errorf("GET deliveries/%s id = %d, want %d", tt.ref, got.ID, tt.wantID)
+			}
+			if (got.Analysis != nil) != tt.wantAnalysis {
+				t.Fatalf("GET deliveries/%s analysis = %s, want present: %v", tt.ref, w.Body, tt.wantAnalysis)
+			}
+			if strings.Contains(w.Body.String(), "secret_payload") {
+				t.Errorf("GET deliveries/%s = %s, want no payload", tt.ref, w.Body)
+			}
+			if got.Analysis == nil {
+				return
+			}
+			a := got.Analysis
+			if a.Model != "claude-test" || a.Tokens.Input != 1000 || a.Tokens.Output != 200 ||
+				a.CostUSD != 0.0045 || a.LatencyMS != 1500 {
+				t.Errorf("GET deliveries/%s analysis = %+v, want claude-test, 1000/200 tokens, $0.0045, 1500 ms", tt.ref, *a)
+			}
+			if string(a.Result) != `{"labels":["bug"]}` {
+				t.Errorf("GET deliveries/%s result = %s, want the stored JSON object", tt.ref, a.Result)
+			}
+		})
+	}
+}
+
+func TestReplay(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, token)
+	tests := []struct {
+		ref        string
+		want       int
+		wantQueued int64 // 0 when nothing must be queued
+	}{
+		{fmt.Sprint(f.ids[2]), 202, f.ids[2]},
+		{f.guids[3], 202, f.ids[3]},
+		{"99999", 404, 0},
+		{"no-such-guid", 404, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.ref, func(t *testing.T) {
+			before := len(f.q.Replayed())
+			w := f.do(t, "POST", "/api/v1/deliveries/"+tt.ref+"/replay", token)
+			if w.Code != tt.want {
+				t.Fatalf("POST replay %s = %d %s, want %d", tt.ref, w.Code, w.Body, tt.want)
+			}
+			var body map[string]string
+			decode(t, w, &body)
+			got := f.q.Replayed()[before:]
+			if tt.wantQueued == 0 {
+				if body["error"] != "delivery not found" || len(got) != 0 {
+					t.Errorf("POST replay %s = %s, queued %v; want delivery not found, nothing queued", tt.ref, w.Body, got)
+				}
+				return
+			}
+			if body["status"] != "queued" {
+				t.Errorf("POST replay %s = %s, want status queued", tt.ref, w.Body)
+			}
+			if !slices.Equal(got, []int64{tt.wantQueued}) {
+				t.Errorf("POST replay %s queued %v, want [%d]", tt.ref, got, tt.wantQueued)
+			}
+		})
+	}
+	if w := f.do(t, "GET", "/api/v1/deliveries/1/replay", token); w.Code != http.StatusMethodNotAllowed {
+		t.Errorf("GET replay = %d, want 405", w.Code)
+	}
+}
+
+func TestProbes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, token)
+	check := func(t *testing.T, target string, want int, wantBody string) string {
+		t.Helper()
+		w := f.do(t, "GET", target, "")
+		if w.Code != want || !strings.HasPrefix(w.Body.String(), wantBody) {
+			t.Errorf("GET %s = %d %q, want %d %q", target, w.Code, w.Body, want, wantBody)
+		}
+		return w.Body.String()
+	}
+	t.Run("open", func(t *testing.T) {
+		check(t, "/healthz", 200, "ok")
+		check(t, "/readyz", 200, "ok")
+	})
+	if err := f.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("closed", func(t *testing.T) {
+		check(t, "/healthz", 200, "ok")
+		body := check(t, "/readyz", 503, "store not ready")
+		if strings.Contains(body, f.path) || strings.Contains(body, "sql") {
+			t.Errorf("GET /readyz = %q, want no database detail", body)
+		}
+		// Store failures behind the admin API are a short 500, without detail.
+		w := f.do(t, "GET", "/api/v1/stats", token)
+		if w.Code != 500 || strings.TrimSpace(w.Body.String()) != `{"error":"internal error"}` {
+			t.Errorf("GET /api/v1/stats on a closed store = %d %s, want 500 internal error", w.Code, w.Body)
+		}
+	})
+}
+
+func TestMetrics(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, token)
+	w := f.do(t, "GET", "/metrics", "")
+	if w.Code != 200 {
+		t.Fatalf("GET /metrics = %d, want 200", w.Code)
+	}
+	for _, want := range []string{
+		"# TYPE hookwise_jobs gauge",
+		`hookwise_jobs{state="available"} 3`,
+		`hookwise_jobs{state="completed"} 10`,
+		`hookwise_jobs{state="discarded"} 0`,
+	} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("GET /metrics = %s, want it to contain %s", w.Body, want)
+		}
+	}
+}
+
+func TestMetricsJobCountsFail(t *testing.T) {
+	t.Parallel()
+	q := &fakeQueue{err: errors.New("job counts: postgres://user:pw@db/hookwise unreachable")}
+	other := prometheus.NewGauge(prometheus.GaugeOpts{Name: "hookwise_other", Help: "Another metric."})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(web.JobsCollector(q), other)
+	h := web.NewHandler(web.Options{Gatherer: reg})
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	body := w.Body.String()
+	if w.Code != 200 || !strings.Contains(body, "hookwise_other 0") {
+		t.Errorf("GET /metrics with failing job counts = %d %s, want 200 with the other metrics", w.Code, body)
+	}
+	if strings.Contains(body, "pw@") {
+		t.Errorf("GET /metrics = %s, want no error detail", body)
+	}
+}
+
+func TestWebhookMounted(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, token)
+	for _, path := range []string{"/webhook", "/github-webhook"} {
+		w := f.do(t, "POST", path, "")
+		if w.Code != 202 || w.Body.String() != "webhook "+path {
+			t.Errorf("POST %s = %d %q, want 202 from the webhook handler", path, w.Code, w.Body)
+		}
+		if w := f.do(t, "GET", path, ""); w.Code != http.StatusMethodNotAllowed {
+			t.Errorf("GET %s = %d, want 405", path, w.Code)
+		}
+	}
+}

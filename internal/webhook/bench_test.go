@@ -1,0 +1,270 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hookwise/hookwise/internal/store"
+	"github.com/hookwise/hookwise/internal/webhook"
+)
+
+const (
+	benchSenders     = 32
+	benchPayloadSize = 11776 // 11.5 KB
+)
+
+// BenchmarkIngest compares durable ingest (verify, validate, group-commit to
+// SQLite with a River job) against a bare handler that only checks the HMAC,
+// with benchSenders concurrent senders posting 11.5 KB issues.opened
+// deliveries over loopback. See BENCHMARKS.md for how to run it.
+func BenchmarkIngest(b *testing.B) {
+	payload := issuesOpenedPayload(b, benchPayloadSize)
+	client := &http.Client{Transport: &http.Transport{
+		MaxIdleConns:        2 * benchSenders,
+		MaxIdleConnsPerHost: 2 * benchSenders,
+	}}
+	b.Cleanup(client.CloseIdleConnections)
+
+	b.Run("bare", func(b *testing.B) {
+		bare := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, webhook.MaxBody))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			if !webhook.Verify([][]byte{testSecret}, body, r.Header.Get("X-Hub-Signature-256")) {
+				http.Error(w, "signature does not match", http.StatusUnauthorized)
+				return
+			}
+			w.WriteHeader(http.StatusAccepted)
+		})
+		srv := httptest.NewServer(bare)
+		defer srv.Close()
+		runSenders(b, client, srv.URL+"/webhook", payload)
+	})
+
+	b.Run("durable", func(b *testing.B) {
+		tp := &timedPersister{}
+		e := newHandlerWith(b, func(p webhook.Persister) webhook.Persister {
+			tp.next = p
+			return tp
+		})
+		runSenders(b, client, e.srv.URL+"/webhook", payload)
+		// Where the time goes: how large the group commits grew and how long
+		// each took (both are what the throughput is made of).
+		tp.mu.Lock()
+		defer tp.mu.Unlock()
+		if tp.batches > 0 {
+			b.ReportMetric(float64(tp.deliveries)/float64(tp.batches), "batch")
+			b.ReportMetric(ms(tp.busy)/float64(tp.batches), "commit-ms")
+		}
+	})
+}
+
+// timedPersister measures the commits of the Persister it wraps.
+type timedPersister struct {
+	next webhook.Persister
+
+	mu         sync.Mutex
+	batches    int
+	deliveries int
+	busy       time.Duration
+}
+
+func (p *timedPersister) Persist(ctx context.Context, batch []store.Delivery) ([]bool, error) {
+	start := time.Now()
+	inserted, err := p.next.Persist(ctx, batch)
+	d := time.Since(start)
+	p.mu.Lock()
+	p.batches++
+	p.deliveries += len(batch)
+	p.busy += d
+	p.mu.Unlock()
+	return inserted, err
+}
+
+// runSenders posts b.N deliveries of payload from benchSenders goroutines,
+// each with its own GUID, and reports throughput and latency percentiles.
+func runSenders(b *testing.B, client *http.Client, target string, payload []byte) {
+	b.Helper()
+	sig := webhook.Sign(testSecret, payload)
+	var (
+		next     atomic.Int64
+		failures atomic.Int64
+		firstErr atomic.Value
+		mu       sync.Mutex
+		all      = make([]time.Duration, 0, b.N)
+		wg       sync.WaitGroup
+	)
+	send := func(i int64) error {
+		req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(payload))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Hub-Signature-256", sig)
+		req.Header.Set("X-GitHub-Event", "issues")
+		req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("00000000-0000-4000-8000-%012d", i))
+		req.Header.Set("X-GitHub-Hook-ID", "424242")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		webhook.Discard(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode < 200 || resp.StatusCode > 299 {
+			return fmt.Errorf("delivery %d: status %d", i, resp.StatusCode)
+		}
+		return nil
+	}
+
+	b.ResetTimer()
+	start := time.Now()
+	for range benchSenders {
+		wg.Go(func() {
+			lat := make([]time.Duration, 0, b.N/benchSenders+1)
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					break
+				}
+				t0 := time.Now()
+				if err := send(i); err != nil {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, lat...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+
+	if n := failures.Load(); n > 0 {
+		b.Fatalf("%d of %d answers were not 2xx; first: %v", n, b.N, firstErr.Load())
+	}
+	slices.Sort(all)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	b.ReportMetric(ms(percentile(all, 0.50)), "p50-ms")
+	b.ReportMetric(ms(percentile(all, 0.99)), "p99-ms")
+}
+
+// percentile returns the nearest-rank percentile of sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(sorted))+0.5) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// issuesOpenedPayload returns an issues.opened delivery shaped like the one
+// GitHub sends (issue, repository and sender objects with their URLs), whose
+// issue body is padded with prose so the compact JSON is exactly size bytes.
+func issuesOpenedPayload(tb testing.TB, size int) []byte {
+	tb.Helper()
+	const api = "https://api.github.com"
+	user := func(login string, id int64) map[string]any {
+		u := api + "/users/" + login
+		return map[string]any{
+			"login": login, "id": id, "node_id": "MDQ6VXNlcjIxMDMxMDY3",
+			"avatar_url":          fmt.Sprintf("https://avatars.githubusercontent.com/u/%d?v=4", id),
+			"gravatar_id":         "",
+			"url":                 u,
+			"html_url":            "https://github.com/" + login,
+			"followers_url":       u + "/followers",
+			"following_url":       u + "/following{/other_user}",
+			"gists_url":           u + "/gists{/gist_id}",
+			"starred_url":         u + "/starred{/owner}{/repo}",
+			"subscriptions_url":   u + "/subscriptions",
+			"organizations_url":   u + "/orgs",
+			"repos_url":           u + "/repos",
+			"events_url":          u + "/events{/privacy}",
+			"received_events_url": u + "/received_events",
+			"type":                "User",
+			"site_admin":          false,
+		}
+	}
+	owner := user("octo-org", 6811672)
+	sender := user("mona", 21031067)
+	repo := api + "/repos/octo-org/hello-world"
+	repository := map[string]any{
+		"id": 186853002, "node_id": "MDEwOlJlcG9zaXRvcnkxODY4NTMwMDI=",
+		"name": "hello-world", "full_name": "octo-org/hello-world", "private": false,
+		"owner": owner, "html_url": "https://github.com/octo-org/hello-world",
+		"description": "A repository used for webhook benchmarks", "fork": false,
+		"url": repo, "issues_url": repo + "/issues{/number}", "pulls_url": repo + "/pulls{/number}",
+		"labels_url": repo + "/labels{/name}", "comments_url": repo + "/comments{/number}",
+		"git_url": "git://github.com/octo-org/hello-world.git", "ssh_url": "git@github.com:octo-org/hello-world.git",
+		"clone_url":  "https://github.com/octo-org/hello-world.git",
+		"created_at": "2019-05-15T15:19:25Z", "updated_at": "2019-05-15T15:21:03Z", "pushed_at": "2019-05-15T15:20:57Z",
+		"size": 0, "stargazers_count": 12, "watchers_count": 12, "language": "Go",
+		"has_issues": true, "has_projects": true, "has_downloads": true, "has_wiki": true, "has_pages": false,
+		"forks_count": 1, "archived": false, "disabled": false, "open_issues_count": 3, "license": nil,
+		"forks": 1, "open_issues": 3, "watchers": 12, "default_branch": "main",
+		"topics": []string{"webhooks", "triage"}, "visibility": "public",
+	}
+	issue := map[string]any{
+		"url": repo + "/issues/1347", "repository_url": repo,
+		"labels_url": repo + "/issues/1347/labels{/name}", "comments_url": repo + "/issues/1347/comments",
+		"events_url": repo + "/issues/1347/events", "html_url": "https://github.com/octo-org/hello-world/issues/1347",
+		"id": 444500041, "node_id": "MDU6SXNzdWU0NDQ1MDAwNDE=", "number": 1347,
+		"title": "Crash when the config file has a trailing comment", "user": sender,
+		"labels": []any{}, "state": "open", "locked": false, "assignee": nil, "assignees": []any{},
+		"milestone": nil, "comments": 0, "created_at": "2019-05-15T15:20:18Z", "updated_at": "2019-05-15T15:20:18Z",
+		"closed_at": nil, "author_association": "OWNER", "active_lock_reason": nil,
+		"reactions": map[string]any{"url": repo + "/issues/1347/reactions", "total_count": 0, "+1": 0, "-1": 0},
+		"body":      "",
+	}
+	event := map[string]any{"action": "opened", "issue": issue, "repository": repository, "sender": sender}
+
+	skeleton, err := json.Marshal(event)
+	if err != nil {
+		tb.Fatalf("json.Marshal: %v", err)
+	}
+	pad := size - len(skeleton)
+	if pad <= 0 {
+		tb.Fatalf("issues.opened skeleton is %d bytes, over the %d wanted", len(skeleton), size)
+	}
+	const para = "Steps to reproduce: start the service with the attached config, send a ping, then open an issue. " +
+		"Expected the analysis comment; got a panic in the config loader and the process restarted.\n\n"
+	body := strings.Repeat(para, pad/len(para)+1)[:pad]
+	// Newlines cost two bytes once escaped: trim or pad the body until the
+	// encoded delivery is exactly size bytes.
+	var out []byte
+	for range 1000 {
+		issue["body"] = body
+		if out, err = json.Marshal(event); err != nil {
+			tb.Fatalf("json.Marshal: %v", err)
+		}
+		if len(out) == size {
+			break
+		}
+		if len(out) > size {
+			body = body[:len(body)-1]
+		} else {
+			body += "."
+		}
+	}
+	if len(out) != size {
+		tb.Fatalf("issues.opened payload is %d bytes, want %d", len(out), size)
+	}
+	return out
+}

@@ -1,0 +1,390 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hookwise/hookwise/internal/queue"
+	"github.com/hookwise/hookwise/internal/store"
+	"github.com/hookwise/hookwise/internal/webhook"
+)
+
+var testSecret = []byte("test-secret")
+
+// env is a webhook handler served over loopback, persisting to a real
+// SQLite store through River.
+type env struct {
+	st  *store.Store
+	srv *httptest.Server
+}
+
+// newHandler opens and migrates a store on a temp file, builds the River
+// insert-only client and the handler, and serves it. Everything is closed
+// when the test ends, server first so no request meets a closed handler.
+func newHandler(t testing.TB) *env {
+	t.Helper()
+	return newHandlerWith(t, nil)
+}
+
+// newHandlerWith is newHandler with the persister wrapped by wrap, if not nil.
+func newHandlerWith(t testing.TB, wrap func(webhook.Persister) webhook.Persister) *env {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "hookwise.db"))
+	if err != nil {
+		t.Fatalf("store.Open: %v", err)
+	}
+	// The store-down test closes the DB itself; a second Close is harmless.
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatalf("store.Migrate: %v", err)
+	}
+	if err := queue.Migrate(ctx, st); err != nil {
+		t.Fatalf("queue.Migrate: %v", err)
+	}
+	q, err := queue.New(st, queue.Options{})
+	if err != nil {
+		t.Fatalf("queue.New: %v", err)
+	}
+	var p webhook.Persister = q
+	if wrap != nil {
+		p = wrap(q)
+	}
+	h := webhook.New(webhook.Options{Secrets: [][]byte{testSecret}, Persister: p})
+	t.Cleanup(h.Close)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &env{st: st, srv: srv}
+}
+
+// count runs a SELECT COUNT(*) query.
+func (e *env) count(t *testing.T, query string) int {
+	t.Helper()
+	var n int
+	if err := e.st.DB.QueryRow(query).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+// signedRequest builds a delivery GitHub would send: signed with testSecret,
+// with event, GUID and hook id headers.
+func signedRequest(t *testing.T, target, event, guid, hookID, contentType string, body []byte) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("NewRequest: %v", err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("X-Hub-Signature-256", webhook.Sign(testSecret, body))
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", guid)
+	req.Header.Set("X-GitHub-Hook-ID", hookID)
+	req.Header.Set("User-Agent", "GitHub-Hookshot/test")
+	return req
+}
+
+// do sends req and returns the status, draining the body so the connection
+// is reused.
+func do(t *testing.T, c *http.Client, req *http.Request) int {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Errorf("POST %s: %v", req.Header.Get("X-GitHub-Delivery"), err)
+		return 0
+	}
+	defer resp.Body.Close()
+	webhook.Discard(resp.Body)
+	return resp.StatusCode
+}
+
+func TestSignVerify(t *testing.T) {
+	t.Parallel()
+	// GitHub's documented example for validating webhook deliveries.
+	secret := []byte("It's a Secret to Everybody")
+	body := []byte("Hello, World!")
+	const want = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+	if got := webhook.Sign(secret, body); got != want {
+		t.Errorf("Sign(%q, %q) = %s, want %s", secret, body, got, want)
+	}
+
+	old := []byte("old secret")
+	tests := []struct {
+		name    string
+		secrets [][]byte
+		body    string
+		header  string
+		want    bool
+	}{
+		{"github vector", [][]byte{secret}, "Hello, World!", want, true},
+		{"rotation: new secret second", [][]byte{old, secret}, "Hello, World!", want, true},
+		{"rotation: new secret first", [][]byte{secret, old}, "Hello, World!", want, true},
+		{"wrong secret", [][]byte{old}, "Hello, World!", want, false},
+		{"no secrets", nil, "Hello, World!", want, false},
+		{"body changed", [][]byte{secret}, "Hello, World?", want, false},
+		{"missing prefix", [][]byte{secret}, "Hello, World!", strings.TrimPrefix(want, "sha256="), false},
+		{"sha1 prefix", [][]byte{secret}, "Hello, World!", "sha1=" + strings.TrimPrefix(want, "sha256="), false},
+		{"truncated", [][]byte{secret}, "Hello, World!", want[:len(want)-2], false},
+		{"not hex", [][]byte{secret}, "Hello, World!", "sha256=" + strings.Repeat("zz", 32), false},
+		{"empty", [][]byte{secret}, "Hello, World!", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := webhook.Verify(tt.secrets, []byte(tt.body), tt.header); got != tt.want {
+				t.Errorf("Verify(%q, %q, %q) = %v, want %v", tt.secrets, tt.body, tt.header, got, tt.want)
+			}
+		})
+	}
+}
+
+// corpusDir finds ../shared/corpus/github-webhooks next to the repository
+// root, walking up from the package directory to the go.mod.
+func corpusDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("Getwd: %v", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Skip("repository root (go.mod) not found")
+		}
+		dir = parent
+	}
+	corpus := filepath.Join(dir, "..", "shared", "corpus", "github-webhooks")
+	if fi, err := os.Stat(corpus); err != nil || !fi.IsDir() {
+		t.Skipf("webhook corpus not present at %s", corpus)
+	}
+	return corpus
+}
+
+func TestCorpus(t *testing.T) {
+	t.Parallel()
+	dir := corpusDir(t)
+	files, err := filepath.Glob(filepath.Join(dir, "*", "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("Glob(%s) = %d files, %v; want payloads", dir, len(files), err)
+	}
+	e := newHandler(t)
+
+	type post struct {
+		name, event, contentType string
+		body                     []byte
+	}
+	var posts []post
+	for _, f := range files {
+		payload, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatalf("ReadFile: %v", err)
+		}
+		event := filepath.Base(filepath.Dir(f))
+		name := event + "/" + filepath.Base(f)
+		posts = append(posts,
+			post{name + " json", event, "application/json", payload},
+			post{name + " form", event, "application/x-www-form-urlencoded",
+				[]byte(url.Values{"payload": {string(payload)}}.Encode())})
+	}
+
+	// A few senders at once, as GitHub would, so batches form.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	nonPing := 0
+	for i, p := range posts {
+		if p.event != "ping" {
+			nonPing++
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			guid := fmt.Sprintf("corpus-%04d", i)
+			req := signedRequest(t, e.srv.URL+"/webhook", p.event, guid, "123456", p.contentType, p.body)
+			want := http.StatusAccepted
+			if p.event == "ping" {
+				want = http.StatusOK
+			}
+			if got := do(t, e.srv.Client(), req); got != want {
+				t.Errorf("POST %s = %d, want %d", p.name, got, want)
+			}
+		})
+	}
+	wg.Wait()
+
+	if got := e.count(t, `SELECT COUNT(*) FROM hw_deliveries`); got != nonPing {
+		t.Errorf("rows in hw_deliveries = %d, want %d (one per non-ping delivery of %d posts)", got, nonPing, len(posts))
+	}
+	if got := e.count(t, `SELECT COUNT(*) FROM river_job`); got != nonPing {
+		t.Errorf("rows in river_job = %d, want %d", got, nonPing)
+	}
+}
+
+func TestRejections(t *testing.T) {
+	t.Parallel()
+	e := newHandler(t)
+	target := e.srv.URL + "/webhook"
+	valid := []byte(`{"action":"opened","repository":{"full_name":"o/r"},"sender":{"login":"u"}}`)
+	huge := bytes.Repeat([]byte("a"), 26<<20)
+
+	tests := []struct {
+		name string
+		req  func(t *testing.T) *http.Request
+		want int
+	}{
+		{"no signature", func(t *testing.T) *http.Request {
+			r := signedRequest(t, target, "issues", "no-sig", "1", "application/json", valid)
+			r.Header.Del("X-Hub-Signature-256")
+			return r
+		}, http.StatusUnauthorized},
+		{"wrong signature", func(t *testing.T) *http.Request {
+			r := signedRequest(t, target, "issues", "wrong-sig", "1", "application/json", valid)
+			r.Header.Set("X-Hub-Signature-256", webhook.Sign([]byte("other"), valid))
+			return r
+		}, http.StatusUnauthorized},
+		{"sha1 signature only", func(t *testing.T) *http.Request {
+			r := signedRequest(t, target, "issues", "sha1-only", "1", "application/json", valid)
+			r.Header.Del("X-Hub-Signature-256")
+			r.Header.Set("X-Hub-Signature", "sha1=0123456789abcdef0123456789abcdef01234567")
+			return r
+		}, http.StatusUnauthorized},
+		{"malformed JSON", func(t *testing.T) *http.Request {
+			return signedRequest(t, target, "issues", "bad-json", "1", "application/json", []byte(`{"action":`))
+		}, http.StatusBadRequest},
+		{"malformed JSON in form", func(t *testing.T) *http.Request {
+			body := []byte(url.Values{"payload": {"{not json"}}.Encode())
+			return signedRequest(t, target, "issues", "bad-form-json", "1", "application/x-www-form-urlencoded", body)
+		}, http.StatusBadRequest},
+		{"missing event", func(t *testing.T) *http.Request {
+			r := signedRequest(t, target, "issues", "no-event", "1", "application/json", valid)
+			r.Header.Del("X-GitHub-Event")
+			return r
+		}, http.StatusBadRequest},
+		{"missing delivery", func(t *testing.T) *http.Request {
+			r := signedRequest(t, target, "issues", "", "1", "application/json", valid)
+			r.Header.Del("X-GitHub-Delivery")
+			return r
+		}, http.StatusBadRequest},
+		{"text/plain", func(t *testing.T) *http.Request {
+			return signedRequest(t, target, "issues", "text", "1", "text/plain", valid)
+		}, http.StatusUnsupportedMediaType},
+		{"no content type", func(t *testing.T) *http.Request {
+			r := signedRequest(t, target, "issues", "no-ctype", "1", "application/json", valid)
+			r.Header.Del("Content-Type")
+			return r
+		}, http.StatusUnsupportedMediaType},
+		{"26 MB with Content-Length", func(t *testing.T) *http.Request {
+			r := signedRequest(t, target, "issues", "huge-cl", "1", "application/json", huge)
+			if r.ContentLength != int64(len(huge)) {
+				t.Fatalf("ContentLength = %d, want %d", r.ContentLength, len(huge))
+			}
+			return r
+		}, http.StatusRequestEntityTooLarge},
+		{"26 MB chunked", func(t *testing.T) *http.Request {
+			r := signedRequest(t, target, "issues", "huge-chunked", "1", "application/json", huge)
+			// Hide the length: the body is sent chunked.
+			r.Body = io.NopCloser(bytes.NewReader(huge))
+			r.ContentLength = -1
+			r.GetBody = nil
+			return r
+		}, http.StatusRequestEntityTooLarge},
+		{"form without payload", func(t *testing.T) *http.Request {
+			body := []byte(url.Values{"other": {string(valid)}}.Encode())
+			return signedRequest(t, target, "issues", "form-no-payload", "1", "application/x-www-form-urlencoded", body)
+		}, http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A fresh client: a 413 may close the connection mid-upload.
+			c := &http.Client{}
+			defer c.CloseIdleConnections()
+			req := tt.req(t)
+			if got := do(t, c, req); got != tt.want {
+				t.Errorf("POST %s = %d, want %d", tt.name, got, tt.want)
+			}
+		})
+	}
+	if got := e.count(t, `SELECT COUNT(*) FROM hw_deliveries`); got != 0 {
+		t.Errorf("rows in hw_deliveries after rejections = %d, want 0", got)
+	}
+	if got := e.count(t, `SELECT COUNT(*) FROM river_job`); got != 0 {
+		t.Errorf("rows in river_job after rejections = %d, want 0", got)
+	}
+}
+
+func TestDuplicates(t *testing.T) {
+	t.Parallel()
+	body := []byte(`{"action":"opened","issue":{"number":1},"repository":{"full_name":"o/r"},"sender":{"login":"u"}}`)
+
+	t.Run("same hook and GUID", func(t *testing.T) {
+		t.Parallel()
+		e := newHandler(t)
+		post := func() int {
+			req := signedRequest(t, e.srv.URL+"/webhook", "issues", "dup-guid", "42", "application/json", body)
+			return do(t, e.srv.Client(), req)
+		}
+		var wg sync.WaitGroup
+		codes := make([]int, 20)
+		for i := range codes {
+			wg.Go(func() { codes[i] = post() })
+		}
+		wg.Wait()
+		for range 5 {
+			codes = append(codes, post())
+		}
+		for i, got := range codes {
+			if got != http.StatusAccepted {
+				t.Errorf("POST #%d of the same delivery = %d, want %d", i, got, http.StatusAccepted)
+			}
+		}
+		if got := e.count(t, `SELECT COUNT(*) FROM hw_deliveries`); got != 1 {
+			t.Errorf("rows in hw_deliveries = %d, want 1", got)
+		}
+		if got := e.count(t, `SELECT COUNT(*) FROM river_job`); got != 1 {
+			t.Errorf("rows in river_job = %d, want 1", got)
+		}
+	})
+
+	t.Run("same GUID, other hook", func(t *testing.T) {
+		t.Parallel()
+		e := newHandler(t)
+		for _, hook := range []string{"42", "43", "42", "43"} {
+			req := signedRequest(t, e.srv.URL+"/webhook", "issues", "shared-guid", hook, "application/json", body)
+			if got := do(t, e.srv.Client(), req); got != http.StatusAccepted {
+				t.Errorf("POST hook %s = %d, want %d", hook, got, http.StatusAccepted)
+			}
+		}
+		if got := e.count(t, `SELECT COUNT(*) FROM hw_deliveries`); got != 2 {
+			t.Errorf("rows in hw_deliveries = %d, want 2", got)
+		}
+		if got := e.count(t, `SELECT COUNT(*) FROM river_job`); got != 2 {
+			t.Errorf("rows in river_job = %d, want 2", got)
+		}
+	})
+}
+
+func TestStoreDown(t *testing.T) {
+	t.Parallel()
+	e := newHandler(t)
+	if err := e.st.DB.Close(); err != nil {
+		t.Fatalf("DB.Close: %v", err)
+	}
+	body := []byte(`{"action":"opened","repository":{"full_name":"o/r"}}`)
+	for i := range 3 {
+		req := signedRequest(t, e.srv.URL+"/webhook", "issues", fmt.Sprintf("down-%d", i), "1", "application/json", body)
+		if got := do(t, e.srv.Client(), req); got != http.StatusServiceUnavailable {
+			t.Errorf("POST with the store closed = %d, want %d", got, http.StatusServiceUnavailable)
+		}
+	}
+}
