@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -48,7 +49,7 @@ func runDemo(ctx context.Context, out io.Writer, keep bool) error {
 		{ID: 2, Name: "test (ubuntu-latest, go 1.26)", Conclusion: "failure", Steps: []fake.WorkflowStep{
 			{Name: "Set up Go", Conclusion: "success", Number: 1}, {Name: "go test -race ./...", Conclusion: "failure", Number: 2}}},
 	})
-	model := fake.NewAnthropic(fake.AnthropicOptions{APIKey: "demo-anthropic-key", Latency: 300 * time.Millisecond})
+	model := fake.NewAnthropic(fake.AnthropicOptions{APIKey: "demo-anthropic-key", Latency: 300 * time.Millisecond, Respond: demoAnswer})
 	ghSrv := httptest.NewServer(github)
 	defer ghSrv.Close()
 	modelSrv := httptest.NewServer(model)
@@ -190,4 +191,31 @@ func printDemo(ctx context.Context, out io.Writer, st *store.Store, sent []fake.
 	fmt.Fprintf(out, "\nTotal model cost: $%.4f. Comments now on %s: #1 %d, #2 %d, #3 %d, #7 %d; labels on #1: %v\n",
 		float64(micros)/1e6, demoRepo, len(github.Comments(demoRepo, 1)), len(github.Comments(demoRepo, 2)),
 		len(github.Comments(demoRepo, 3)), len(github.Comments(demoRepo, 7)), github.Labels(demoRepo, 1))
+}
+
+// demoAnswer plays the model in the demo: answers of the right schema that
+// read like what Claude would say about the demo's threads.
+func demoAnswer(req fake.AnthropicRequest) (any, error) {
+	props, _ := req.Schema["properties"].(map[string]any)
+	switch {
+	case props["classification"] != nil && strings.Contains(req.Prompt, "TTL"):
+		return map[string]any{"classification": "question", "summary": "The author asks whether a single cache entry can have its own expiry.",
+			"impact": "Documentation gap; no behaviour is broken.", "priority": "low", "complexity": "small",
+			"plan": []string{"Point to SetWithTTL if it exists, otherwise consider adding it."}, "questions": []string{},
+			"labels": []string{"question"}, "invalid": false, "close_reason": ""}, nil
+	case props["classification"] != nil:
+		return map[string]any{"classification": "bug", "summary": "Since v2.3 the LRU cache can return a value after it was evicted when used from several goroutines.",
+			"impact": "Any concurrent user of the cache may read stale data.", "priority": "high", "complexity": "small",
+			"plan":      []string{"Reproduce with a concurrent test under -race.", "Check the locking in LRU.Get, which reorders the list."},
+			"questions": []string{"Which Go version and OS?"}, "labels": []string{"bug"}, "invalid": false, "close_reason": ""}, nil
+	case props["findings"] != nil:
+		return map[string]any{"summary": "Get now takes the write lock because it moves the element to the front; this fixes the race from #1.",
+			"risk": "low", "findings": []map[string]any{{"file": "cache/lru.go", "line": 41, "severity": "minor",
+				"message": "Every Get now serialises on one mutex; consider sharding if reads dominate."}},
+			"labels": []string{"size/S"}, "not_reviewed": []string{}}, nil
+	case props["likely_cause"] != nil:
+		return map[string]any{"summary": "The test job failed in `go test -race ./...`.", "likely_cause": "The race detector flagged LRU.Get, fixed by this pull request's head commit.",
+			"suggested_fix": "Re-run after the fix lands; add TestLRUConcurrentGet to guard it.", "flaky": false}, nil
+	}
+	return fake.AnthropicSchemaResponder(req)
 }

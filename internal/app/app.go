@@ -68,6 +68,9 @@ func OpenStore(ctx context.Context, url string) (*store.Store, error) {
 }
 
 func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 

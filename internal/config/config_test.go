@@ -538,6 +538,7 @@ func TestRedaction(t *testing.T) {
 		"%v":         fmt.Sprintf("%v", c),
 		"%+v":        fmt.Sprintf("%+v", c),
 		"%#v":        fmt.Sprintf("%#v", c),
+		//lint:ignore S1025 this line tests how %s formats a Secret
 		"%s token":   fmt.Sprintf("%s", c.GitHub.Token),
 		"%q token":   fmt.Sprintf("%q", c.GitHub.Token),
 		"json":       string(jsonBytes),
