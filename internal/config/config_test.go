@@ -539,10 +539,10 @@ func TestRedaction(t *testing.T) {
 		"%+v":        fmt.Sprintf("%+v", c),
 		"%#v":        fmt.Sprintf("%#v", c),
 		//lint:ignore S1025 this line tests how %s formats a Secret
-		"%s token":   fmt.Sprintf("%s", c.GitHub.Token),
-		"%q token":   fmt.Sprintf("%q", c.GitHub.Token),
-		"json":       string(jsonBytes),
-		"slog":       logged.String(),
+		"%s token": fmt.Sprintf("%s", c.GitHub.Token),
+		"%q token": fmt.Sprintf("%q", c.GitHub.Token),
+		"json":     string(jsonBytes),
+		"slog":     logged.String(),
 	}
 	for name, out := range outputs {
 		for _, s := range secrets {

@@ -171,6 +171,14 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 	if err != nil {
 		return store.Analysis{}, fmt.Errorf("ask model: %w", err)
 	}
+	result := res.JSON
+	if len(t.omitted) > 0 {
+		// Keep the files left out of the prompt with the answer, so a review
+		// posted by a retry still names them.
+		if result, err = withNotReviewed(result, t.omitted); err != nil {
+			return store.Analysis{}, permanentError{err}
+		}
+	}
 	model := res.Model
 	if model == "" {
 		model = req.Model
@@ -181,7 +189,7 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 		Thread:           t.number,
 		Kind:             t.kind.name,
 		Model:            model,
-		Result:           string(res.JSON),
+		Result:           string(result),
 		InputTokens:      res.Usage.InputTokens,
 		OutputTokens:     res.Usage.OutputTokens,
 		CacheWriteTokens: res.Usage.CacheCreationInputTokens,
@@ -324,3 +332,24 @@ type permanentError struct{ error }
 
 func (permanentError) Temporary() bool { return false }
 func (e permanentError) Unwrap() error { return e.error }
+
+// withNotReviewed adds files to the not_reviewed list of a review answer.
+func withNotReviewed(result json.RawMessage, files []string) (json.RawMessage, error) {
+	var fields map[string]any
+	if err := json.Unmarshal(result, &fields); err != nil {
+		return nil, fmt.Errorf("decode answer: %w", err)
+	}
+	var list []any
+	if old, ok := fields["not_reviewed"].([]any); ok {
+		list = old
+	}
+	for _, f := range files {
+		list = append(list, f)
+	}
+	fields["not_reviewed"] = list
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return nil, fmt.Errorf("encode answer: %w", err)
+	}
+	return out, nil
+}

@@ -26,6 +26,17 @@ type ProcessArgs struct {
 // Kind names the job kind in River's tables.
 func (ProcessArgs) Kind() string { return "process_delivery" }
 
+// IngestArgs is the job an ingest commit enqueues for its whole batch. Its
+// worker fans out one ProcessArgs job per delivery, after the 202s are sent:
+// one River row per batch keeps the ingest commit short, and the fan-out is
+// transactional, so a delivery is never left without its job.
+type IngestArgs struct {
+	DeliveryIDs []int64 `json:"delivery_ids"`
+}
+
+// Kind names the job kind in River's tables.
+func (IngestArgs) Kind() string { return "ingest_batch" }
+
 // Processor handles one delivery. Errors that carry Temporary() false are
 // permanent: the job is not retried. Errors that carry a RetryAfter
 // (rate limits, a busy thread) snooze the job without using an attempt.
@@ -81,6 +92,7 @@ func New(st *store.Store, opts Options) (*Queue, error) {
 	if opts.Workers > 0 {
 		workers := river.NewWorkers()
 		river.AddWorker(workers, &worker{proc: opts.Processor})
+		river.AddWorker(workers, &fanOut{store: st})
 		cfg.Workers = workers
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}}
 		cfg.JobTimeout = opts.JobTimeout
@@ -117,17 +129,17 @@ func (q *Queue) Persist(ctx context.Context, batch []store.Delivery) ([]bool, er
 		if err != nil {
 			return err
 		}
-		var params []river.InsertManyParams
+		var fresh []int64
 		for i, id := range ids {
 			if id != 0 {
 				inserted[i] = true
-				params = append(params, river.InsertManyParams{Args: ProcessArgs{DeliveryID: id}})
+				fresh = append(fresh, id)
 			}
 		}
-		if len(params) == 0 {
+		if len(fresh) == 0 {
 			return nil
 		}
-		_, err = q.client.InsertManyTx(ctx, tx, params)
+		_, err = q.client.InsertTx(ctx, tx, IngestArgs{DeliveryIDs: fresh}, nil)
 		return err
 	})
 	if err != nil {
@@ -206,4 +218,29 @@ func RetryAfter(err error) time.Duration {
 		return ra.RetryAfterDuration()
 	}
 	return 0
+}
+
+type fanOut struct {
+	river.WorkerDefaults[IngestArgs]
+	store *store.Store
+}
+
+// Work inserts the batch's processing jobs and completes itself in one
+// transaction.
+func (f *fanOut) Work(ctx context.Context, job *river.Job[IngestArgs]) error {
+	client, err := river.ClientFromContextSafely[*sql.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	params := make([]river.InsertManyParams, len(job.Args.DeliveryIDs))
+	for i, id := range job.Args.DeliveryIDs {
+		params[i] = river.InsertManyParams{Args: ProcessArgs{DeliveryID: id}}
+	}
+	return f.store.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
+			return fmt.Errorf("fan out %d deliveries: %w", len(params), err)
+		}
+		_, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job)
+		return err
+	})
 }
