@@ -215,3 +215,35 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestSIGTERMShutsDownCleanly checks that hookwise stops on SIGTERM within
+// its shutdown timeout and exits 0.
+func TestSIGTERMShutsDownCleanly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs hookwise as a process")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	env := []string{"HOOKWISE_LISTEN=" + addr, "HOOKWISE_DATABASE_URL=" + filepath.Join(dir, "db"), "HOOKWISE_CONFIG=",
+		"GITHUB_WEBHOOK_SECRET=x", "GITHUB_TOKEN=t", "ANTHROPIC_API_KEY=k", "GITHUB_API_URL=http://127.0.0.1:1/",
+		"ANTHROPIC_BASE_URL=http://127.0.0.1:1"}
+	p := startServe(t, bin, env, filepath.Join(dir, "log"))
+	waitReady(t, addr)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("hookwise after SIGTERM: %v, want exit 0", err)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatal("hookwise still running 45s after SIGTERM")
+	}
+	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
+		t.Error("GET /healthz answered after shutdown, want connection refused")
+	}
+}
