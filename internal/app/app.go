@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hookwise/hookwise/internal/claude"
 	"github.com/hookwise/hookwise/internal/config"
@@ -75,6 +76,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	github, err := gh.New(gh.Options{
+		HTTPClient: instrumentedClient(reg, "github"),
 		BaseURL:    cfg.GitHub.APIURL,
 		Token:      cfg.GitHub.Token.Value(),
 		AppID:      cfg.GitHub.AppID,
@@ -85,6 +87,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("github: %w", err)
 	}
 	model := claude.New(claude.Options{
+		HTTPClient:     instrumentedClient(reg, "anthropic"),
 		APIKey:         cfg.Anthropic.APIKey.Value(),
 		BaseURL:        cfg.Anthropic.BaseURL,
 		MaxConcurrency: cfg.Anthropic.MaxConcurrency,
@@ -161,3 +164,26 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 
 // Close releases the store.
 func (a *App) Close() error { return a.Store.Close() }
+
+// instrumentedClient is an HTTP client whose requests to an upstream are
+// counted by method and status code and timed.
+func instrumentedClient(reg prometheus.Registerer, upstream string) *http.Client {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name:        "hookwise_upstream_requests_total",
+		Help:        "HTTP requests to an upstream API by method and status code.",
+		ConstLabels: prometheus.Labels{"upstream": upstream},
+	}, []string{"method", "code"})
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:        "hookwise_upstream_request_seconds",
+		Help:        "Latency of HTTP requests to an upstream API.",
+		ConstLabels: prometheus.Labels{"upstream": upstream},
+		Buckets:     prometheus.ExponentialBuckets(0.01, 2, 12),
+	}, []string{"method"})
+	reg.MustRegister(requests, latency)
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	// Workers call one host concurrently; keep their connections alive.
+	transport.MaxIdleConnsPerHost = 64
+	rt := promhttp.InstrumentRoundTripperCounter(requests,
+		promhttp.InstrumentRoundTripperDuration(latency, transport))
+	return &http.Client{Transport: rt, Timeout: 5 * time.Minute}
+}

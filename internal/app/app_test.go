@@ -3,10 +3,12 @@ package app_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -170,4 +172,30 @@ func TestRedeliveriesCostOnce(t *testing.T) {
 	if comments != distinct {
 		t.Errorf("comments = %d, want %d", comments, distinct)
 	}
+	metrics := h.get(t, "/metrics")
+	for _, want := range []string{
+		fmt.Sprintf(`hookwise_upstream_requests_total{code="201",method="post",upstream="github"} %d`, distinct),
+		fmt.Sprintf(`hookwise_github_comments_posted_total %d`, distinct),
+		fmt.Sprintf(`hookwise_webhook_deliveries_total{event="issues",outcome="accepted"} %d`, distinct),
+		fmt.Sprintf(`hookwise_webhook_deliveries_total{event="issues",outcome="duplicate"} %d`, 1400-distinct),
+		fmt.Sprintf(`hookwise_deliveries_processed_total{event="issues",outcome="done"} %d`, distinct),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}
+
+func (h *harness) get(t *testing.T, path string) string {
+	t.Helper()
+	resp, err := http.Get(strings.TrimSuffix(h.endpoint, "/webhook") + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s = %d, %v", path, resp.StatusCode, err)
+	}
+	return string(b)
 }
