@@ -85,20 +85,11 @@ var issueKind = kind{
 		"close_reason":   str(),
 	}),
 	data: func(ctx context.Context, p *Pipeline, t *task) (any, error) {
-		comments, err := p.history(ctx, t)
+		th, allowed, err := p.context(ctx, t, t.ev.Issue)
 		if err != nil {
 			return nil, err
 		}
-		allowed, err := t.allowed(ctx, p)
-		if err != nil {
-			return nil, err
-		}
-		is := t.ev.Issue
-		return prompt.IssueData{
-			Thread: prompt.Thread{Repo: t.repo.String(), Number: is.Number, Title: is.Title, Body: is.body(),
-				Author: is.User.Login, Labels: is.labelNames(), Comments: comments},
-			AllowedLabels: allowed,
-		}, nil
+		return prompt.IssueData{Thread: th, AllowedLabels: allowed}, nil
 	},
 	render: func(t *task, a answer) string {
 		var b strings.Builder
@@ -149,20 +140,12 @@ func pullRequestData(ctx context.Context, p *Pipeline, t *task) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list pull request files: %w", err)
 	}
-	comments, err := p.history(ctx, t)
-	if err != nil {
-		return nil, err
-	}
-	allowed, err := t.allowed(ctx, p)
-	if err != nil {
-		return nil, err
-	}
 	pr := t.ev.PullRequest
-	d := prompt.PullRequestData{
-		Thread: prompt.Thread{Repo: t.repo.String(), Number: pr.Number, Title: pr.Title, Body: pr.body(),
-			Author: pr.User.Login, Labels: pr.labelNames(), Comments: comments},
-		Base: pr.Base.Ref, Head: pr.Head.Ref, HeadSHA: pr.Head.SHA, AllowedLabels: allowed,
+	th, allowed, err := p.context(ctx, t, &pr.thread)
+	if err != nil {
+		return nil, err
 	}
+	d := prompt.PullRequestData{Thread: th, Base: pr.Base.Ref, Head: pr.Head.Ref, HeadSHA: pr.Head.SHA, AllowedLabels: allowed}
 	if t.ev.Reviewer != nil {
 		d.Reviewer = t.ev.Reviewer.Login
 	} else if t.ev.Team != nil {
@@ -179,6 +162,21 @@ func pullRequestData(ctx context.Context, p *Pipeline, t *task) (any, error) {
 	}
 	t.omitted = d.Omitted
 	return d, nil
+}
+
+// context gathers what every thread prompt carries: the thread with its
+// earlier discussion, and the labels the model may choose from.
+func (p *Pipeline) context(ctx context.Context, t *task, th *thread) (prompt.Thread, []string, error) {
+	comments, err := p.history(ctx, t)
+	if err != nil {
+		return prompt.Thread{}, nil, err
+	}
+	allowed, err := t.allowed(ctx, p)
+	if err != nil {
+		return prompt.Thread{}, nil, err
+	}
+	return prompt.Thread{Repo: t.repo.String(), Number: th.Number, Title: th.Title, Body: th.body(),
+		Author: th.User.Login, Labels: th.labelNames(), Comments: comments}, allowed, nil
 }
 
 func renderReview(t *task, a answer) string {
