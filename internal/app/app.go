@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,8 @@ type App struct {
 	Queue   *queue.Queue
 	webhook *webhook.Handler
 	handler http.Handler
+	// stopWebhook ends the webhook's committers once, from Run or Close.
+	stopWebhook func()
 }
 
 // Open opens and migrates the store and builds every part. Close releases it.
@@ -118,7 +121,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		Store: st, Queue: q, Webhook: wh, Gatherer: reg,
 		AdminToken: cfg.AdminToken.Value(), Logger: log,
 	})
-	return &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, handler: handler}, nil
+	return &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, handler: handler, stopWebhook: sync.OnceFunc(wh.Close)}, nil
 }
 
 // Handler is the HTTP surface: webhook, health, metrics and admin API.
@@ -155,15 +158,22 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		a.log.Warn("http shutdown", "err", err)
 	}
-	a.webhook.Close()
-	if err := a.Queue.Stop(shutdown); err != nil {
+	a.stopWebhook()
+	// The queue gets its own timeout: the HTTP shutdown may have used up
+	// the first one, and running jobs deserve their chance to finish.
+	jobs, cancelJobs := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancelJobs()
+	if err := a.Queue.Stop(jobs); err != nil {
 		a.log.Warn("queue stop", "err", err)
 	}
 	return runErr
 }
 
-// Close releases the store.
-func (a *App) Close() error { return a.Store.Close() }
+// Close stops the webhook's committers and releases the store.
+func (a *App) Close() error {
+	a.stopWebhook()
+	return a.Store.Close()
+}
 
 // instrumentedClient is an HTTP client whose requests to an upstream are
 // counted by method and status code and timed.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -80,7 +81,7 @@ func (e busyError) RetryAfterDuration() time.Duration { return 3 * time.Second }
 // Process handles one delivery. It is safe to run again after a crash at any
 // point: the model's answer is reused once stored, and comments are found by
 // their marker before anything is posted.
-func (p *Pipeline) Process(ctx context.Context, deliveryID int64, lastAttempt bool) (err error) {
+func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string, lastAttempt bool) (err error) {
 	d, err := p.store.Delivery(ctx, deliveryID)
 	if err != nil {
 		return err
@@ -95,8 +96,8 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, lastAttempt bo
 		}
 		var temp interface{ Temporary() bool }
 		permanent := errors.As(err, &temp) && !temp.Temporary()
-		if _, busy := err.(busyError); busy {
-			return
+		if _, busy := err.(busyError); busy || ctx.Err() != nil {
+			return // not a failure: the job runs again
 		}
 		if permanent || lastAttempt {
 			log.Error("delivery failed", "err", err, "permanent", permanent)
@@ -118,7 +119,10 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, lastAttempt bo
 	}
 	log = log.With("thread", t.thread())
 
-	owner := fmt.Sprintf("delivery-%d", deliveryID)
+	// The lease belongs to the job, not the delivery: a retry of this job
+	// (after a crash) takes it back at once, while a second job for the same
+	// delivery (a replay) waits its turn.
+	owner := job
 	ok, err := p.store.LockThread(ctx, t.thread(), owner, p.leaseTTL)
 	if err != nil {
 		return err
@@ -293,10 +297,15 @@ func (p *Pipeline) upsertComment(ctx context.Context, d store.Delivery, r gh.Rep
 		if w.DeliveryID == d.ID {
 			return w.CommentID, "kept", nil
 		}
-		if err := p.github.EditComment(ctx, r, w.CommentID, body); err != nil {
+		err := p.github.EditComment(ctx, r, w.CommentID, body)
+		var ghErr *gh.Error
+		if err == nil {
+			return w.CommentID, "updated", p.store.RecordWrite(ctx, store.Write{Key: key, Repo: d.Repo, Thread: number, CommentID: w.CommentID, DeliveryID: d.ID})
+		}
+		if !errors.As(err, &ghErr) || ghErr.Status != http.StatusNotFound {
 			return 0, "", fmt.Errorf("update comment: %w", err)
 		}
-		return w.CommentID, "updated", p.store.RecordWrite(ctx, store.Write{Key: key, Repo: d.Repo, Thread: number, CommentID: w.CommentID, DeliveryID: d.ID})
+		// Someone deleted our comment: post a new one below.
 	case !errors.Is(err, store.ErrNotFound):
 		return 0, "", err
 	}

@@ -123,7 +123,7 @@ func (h *harness) deliver(t *testing.T, event string, payload []byte) int64 {
 func (h *harness) process(t *testing.T, event string, payload []byte) int64 {
 	t.Helper()
 	id := h.deliver(t, event, payload)
-	if err := h.p.Process(t.Context(), id, false); err != nil {
+	if err := h.p.Process(t.Context(), id, "job-1", false); err != nil {
 		t.Fatalf("Process(%d) = %v, want nil", id, err)
 	}
 	return id
@@ -268,7 +268,7 @@ func TestCrashBetweenPostAndLedgerPostsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := h.p.Process(ctx, id, false); err != nil {
+	if err := h.p.Process(ctx, id, "job-1", false); err != nil {
 		t.Fatalf("Process(%d) after crash = %v, want nil", id, err)
 	}
 	again := h.onlyComment(t, 1)
@@ -300,7 +300,7 @@ func TestProcessDoneDeliveryIsNoop(t *testing.T) {
 	id := h.process(t, "issues", fake.IssueEvent("opened", repo, 1, "Panic on start", "It panics.", "alice"))
 	_, writes := h.github.Stats()
 
-	if err := h.p.Process(t.Context(), id, false); err != nil {
+	if err := h.p.Process(t.Context(), id, "job-1", false); err != nil {
 		t.Fatalf("second Process(%d) = %v, want nil", id, err)
 	}
 	if _, got := h.github.Stats(); got != writes {
@@ -425,7 +425,7 @@ func TestPullRequestRetryKeepsFilesNotReviewed(t *testing.T) {
 			name: "after storing the answer, before posting",
 			crash: func(t *testing.T, h *harness, id int64) {
 				h.github.FailNext("POST", "/repos/acme/app/issues/8/comments", 502, 1)
-				if err := h.p.Process(t.Context(), id, false); err == nil {
+				if err := h.p.Process(t.Context(), id, "job-1", false); err == nil {
 					t.Fatalf("Process(%d) with GitHub answering 502 = nil, want an error", id)
 				}
 			},
@@ -433,7 +433,7 @@ func TestPullRequestRetryKeepsFilesNotReviewed(t *testing.T) {
 		{
 			name: "after posting, before the ledger row",
 			crash: func(t *testing.T, h *harness, id int64) {
-				if err := h.p.Process(t.Context(), id, false); err != nil {
+				if err := h.p.Process(t.Context(), id, "job-1", false); err != nil {
 					t.Fatalf("Process(%d) = %v, want nil", id, err)
 				}
 				if _, err := h.st.DB.ExecContext(t.Context(), `DELETE FROM hw_writes`); err != nil {
@@ -453,7 +453,7 @@ func TestPullRequestRetryKeepsFilesNotReviewed(t *testing.T) {
 			id := h.deliver(t, "pull_request", fake.PullRequestEvent("opened", repo, 8, "Big change", "", headSHA, "alice", "", false))
 
 			tt.crash(t, h, id)
-			if err := h.p.Process(t.Context(), id, false); err != nil {
+			if err := h.p.Process(t.Context(), id, "job-1", false); err != nil {
 				t.Fatalf("Process(%d) after crash = %v, want nil", id, err)
 			}
 
@@ -641,7 +641,7 @@ func TestPermanentErrorsFailDelivery(t *testing.T) {
 			tt.inject(h)
 			id := h.deliver(t, "issues", fake.IssueEvent("opened", repo, 1, "Panic on start", "It panics.", "alice"))
 
-			err := h.p.Process(t.Context(), id, false)
+			err := h.p.Process(t.Context(), id, "job-1", false)
 			if err == nil {
 				t.Fatalf("Process(%d) = nil, want an error", id)
 			}
@@ -680,7 +680,7 @@ func TestTemporaryModelError(t *testing.T) {
 			h.model.FailNext(529, "overloaded_error", 1, 0)
 			id := h.deliver(t, "issues", fake.IssueEvent("opened", repo, 1, "Panic on start", "It panics.", "alice"))
 
-			err := h.p.Process(t.Context(), id, tt.lastAttempt)
+			err := h.p.Process(t.Context(), id, "job-1", tt.lastAttempt)
 			if err == nil {
 				t.Fatalf("Process(%d, %v) = nil, want an error", id, tt.lastAttempt)
 			}
@@ -699,11 +699,83 @@ func TestTemporaryModelError(t *testing.T) {
 				return
 			}
 			// The queue's next attempt succeeds and posts once.
-			if err := h.p.Process(t.Context(), id, false); err != nil {
+			if err := h.p.Process(t.Context(), id, "job-1", false); err != nil {
 				t.Fatalf("retry Process(%d) = %v, want nil", id, err)
 			}
 			h.onlyComment(t, 1)
 			h.wantStatus(t, id, store.StatusDone)
 		})
 	}
+}
+
+// A second job on a thread whose lease another job holds waits its turn:
+// it asks to be retried later and calls nothing.
+func TestSecondJobOnThreadWaits(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.Default(), issueAnswer([]string{"bug"}, false, ""))
+	ok, err := h.st.LockThread(t.Context(), repo+"#1", "job-other", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("LockThread = %v, %v", ok, err)
+	}
+	id := h.deliver(t, "issues", fake.IssueEvent("opened", repo, 1, "Panic on start", "It panics.", "alice"))
+	err = h.p.Process(t.Context(), id, "job-1", true)
+	var ra interface{ RetryAfterDuration() time.Duration }
+	if !errors.As(err, &ra) || ra.RetryAfterDuration() <= 0 {
+		t.Fatalf("Process on a leased thread = %v, want an error asking to retry later", err)
+	}
+	if got := h.delivery(t, id).Status; got != store.StatusQueued {
+		t.Errorf("status = %q, want queued", got)
+	}
+	if got := h.model.Calls(); got != 0 {
+		t.Errorf("model calls = %d, want 0", got)
+	}
+}
+
+// Replaying a delivery asks the model again and updates the comment it
+// wrote, never posting a second one.
+func TestReplayUpdatesComment(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	h := newHarness(t, config.Default(), issueAnswer([]string{"bug"}, false, ""))
+	id := h.process(t, "issues", fake.IssueEvent("opened", repo, 1, "Panic on start", "It panics.", "alice"))
+	first := h.onlyComment(t, 1)
+	err := h.st.Tx(ctx, func(tx *sql.Tx) error {
+		if err := h.st.ForgetAnalysisTx(ctx, tx, id); err != nil {
+			return err
+		}
+		if err := h.st.ReleaseWritesTx(ctx, tx, id); err != nil {
+			return err
+		}
+		return h.st.SetDeliveryStatusTx(ctx, tx, id, store.StatusQueued, "replayed")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.p.Process(ctx, id, "job-2", false); err != nil {
+		t.Fatalf("Process after replay = %v", err)
+	}
+	second := h.onlyComment(t, 1)
+	if second.ID != first.ID {
+		t.Errorf("comment after replay = %d, want the same comment %d", second.ID, first.ID)
+	}
+	if got := h.model.Calls(); got != 2 {
+		t.Errorf("model calls = %d, want 2 (replay asks again)", got)
+	}
+	if d := h.delivery(t, id); d.Status != store.StatusDone || !strings.Contains(d.Reason, "updated comment") {
+		t.Errorf("delivery after replay = %q %q, want done with an updated comment", d.Status, d.Reason)
+	}
+}
+
+// When the comment the ledger names is gone (edit answers 404), the next
+// analysis of the thread still lands instead of failing for good.
+func TestMissingLedgerCommentDoesNotBlockThread(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.Default(), issueAnswer([]string{"bug"}, false, ""))
+	h.process(t, "issues", fake.IssueEvent("opened", repo, 1, "Panic on start", "It panics.", "alice"))
+	h.github.FailNext("PATCH", "/repos/"+repo+"/issues/comments/", 404, 1)
+	id := h.process(t, "issues", fake.IssueEvent("opened", repo, 1, "Panic on start", "It panics on every start.", "alice"))
+	if d := h.delivery(t, id); d.Status != store.StatusDone {
+		t.Errorf("delivery after a 404 edit = %q %q, want done", d.Status, d.Reason)
+	}
+	h.onlyComment(t, 1)
 }

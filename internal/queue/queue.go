@@ -37,11 +37,16 @@ type IngestArgs struct {
 // Kind names the job kind in River's tables.
 func (IngestArgs) Kind() string { return "ingest_batch" }
 
-// Processor handles one delivery. Errors that carry Temporary() false are
+// InsertOpts keeps retrying a fan-out for days: discarding it would leave its
+// deliveries without jobs.
+func (IngestArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 100} }
+
+// Processor handles one delivery. job identifies the job running it (a
+// retry of the same job keeps it). Errors that carry Temporary() false are
 // permanent: the job is not retried. Errors that carry a RetryAfter
 // (rate limits, a busy thread) snooze the job without using an attempt.
 type Processor interface {
-	Process(ctx context.Context, deliveryID int64, lastAttempt bool) error
+	Process(ctx context.Context, deliveryID int64, job string, lastAttempt bool) error
 }
 
 // Options configure a Queue.
@@ -156,6 +161,9 @@ func (q *Queue) Replay(ctx context.Context, deliveryID int64) error {
 		if err := q.store.ForgetAnalysisTx(ctx, tx, deliveryID); err != nil {
 			return err
 		}
+		if err := q.store.ReleaseWritesTx(ctx, tx, deliveryID); err != nil {
+			return err
+		}
 		if err := q.store.SetDeliveryStatusTx(ctx, tx, deliveryID, store.StatusQueued, "replayed"); err != nil {
 			return err
 		}
@@ -197,9 +205,13 @@ type worker struct {
 // River's backoff.
 func (w *worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	last := job.Attempt >= job.MaxAttempts
-	err := w.proc.Process(ctx, job.Args.DeliveryID, last)
+	err := w.proc.Process(ctx, job.Args.DeliveryID, fmt.Sprintf("job-%d", job.ID), last)
 	if err == nil {
 		return nil
+	}
+	if ctx.Err() != nil {
+		// Stopped or timed out, not failed: retry it.
+		return err
 	}
 	var temp interface{ Temporary() bool }
 	if errors.As(err, &temp) && !temp.Temporary() {

@@ -28,7 +28,7 @@ type processor struct {
 	calls map[int64]int
 }
 
-func (p *processor) Process(_ context.Context, id int64, _ bool) error {
+func (p *processor) Process(_ context.Context, id int64, _ string, _ bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls[id]++

@@ -190,3 +190,12 @@ func (s *Store) ForgetAnalysisTx(ctx context.Context, tx *sql.Tx, deliveryID int
 	}
 	return nil
 }
+
+// ReleaseWritesTx marks the comments a delivery wrote as no longer written
+// by it, so that processing it again updates them instead of keeping them.
+func (s *Store) ReleaseWritesTx(ctx context.Context, tx *sql.Tx, deliveryID int64) error {
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE hw_writes SET delivery_id = 0 WHERE delivery_id = ?`), deliveryID); err != nil {
+		return fmt.Errorf("release writes of delivery %d: %w", deliveryID, err)
+	}
+	return nil
+}

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,6 +59,9 @@ type Options struct {
 
 // Handler serves POST /webhook.
 type Handler struct {
+	// mu guards sends on pending against Close closing it.
+	mu      sync.RWMutex
+	closed  bool
 	opts    Options
 	log     *slog.Logger
 	pending chan *pending
@@ -115,7 +119,12 @@ func New(opts Options) *Handler {
 // Close stops the committers after the deliveries already handed to them are
 // committed. Call it only after the HTTP server has stopped sending requests.
 func (h *Handler) Close() {
-	close(h.pending)
+	h.mu.Lock()
+	if !h.closed {
+		h.closed = true
+		close(h.pending)
+	}
+	h.mu.Unlock()
 	<-h.done
 }
 
@@ -296,6 +305,11 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 }
 
 func (h *Handler) enqueue(ctx context.Context, p *pending) error {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return fmt.Errorf("%w: shutting down", errUnavailable)
+	}
 	select {
 	case h.pending <- p:
 		return nil
@@ -307,7 +321,8 @@ func (h *Handler) enqueue(ctx context.Context, p *pending) error {
 	case h.pending <- p:
 		return nil
 	case <-t.C:
-		return fmt.Errorf("%w: commit queue full", errUnavailable)
+		// The store is up but slower than the senders: ask them to back off.
+		return reject(http.StatusTooManyRequests, "too many deliveries waiting to be stored; retry later")
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %v", errUnavailable, ctx.Err())
 	}
