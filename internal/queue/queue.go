@@ -26,20 +26,17 @@ type ProcessArgs struct {
 // Kind names the job kind in River's tables.
 func (ProcessArgs) Kind() string { return "process_delivery" }
 
-// IngestArgs is the job an ingest commit enqueues for its whole batch. Its
-// worker fans out one ProcessArgs job per delivery, after the 202s are sent:
-// one River row per batch keeps the ingest commit short, and the fan-out is
-// transactional, so a delivery is never left without its job.
-type IngestArgs struct {
-	DeliveryIDs []int64 `json:"delivery_ids"`
-}
+// DispatchArgs is the periodic job that enqueues the processing job of every
+// delivery the ingest committed. The delivery row is the durable hand-off
+// (an outbox): the ingest commit writes no River row, and a delivery can
+// never be left without its job.
+type DispatchArgs struct{}
 
 // Kind names the job kind in River's tables.
-func (IngestArgs) Kind() string { return "ingest_batch" }
+func (DispatchArgs) Kind() string { return "dispatch_deliveries" }
 
-// InsertOpts keeps retrying a fan-out for days: discarding it would leave its
-// deliveries without jobs.
-func (IngestArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 100} }
+// DispatchInterval is how often the leader looks for new deliveries.
+const DispatchInterval = time.Second
 
 // Processor handles one delivery. job identifies the job running it (a
 // retry of the same job keeps it). Errors that carry Temporary() false are
@@ -97,7 +94,11 @@ func New(st *store.Store, opts Options) (*Queue, error) {
 	if opts.Workers > 0 {
 		workers := river.NewWorkers()
 		river.AddWorker(workers, &worker{proc: opts.Processor})
-		river.AddWorker(workers, &fanOut{store: st})
+		river.AddWorker(workers, &dispatcher{store: st})
+		cfg.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(DispatchInterval),
+			func() (river.JobArgs, *river.InsertOpts) {
+				return DispatchArgs{}, &river.InsertOpts{MaxAttempts: 3}
+			}, &river.PeriodicJobOpts{ID: "dispatch_deliveries", RunOnStart: true})}
 		cfg.Workers = workers
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}}
 		cfg.JobTimeout = opts.JobTimeout
@@ -125,26 +126,15 @@ func (q *Queue) Stop(ctx context.Context) error {
 	return err
 }
 
-// Persist stores a batch of deliveries and enqueues a job for each new one,
-// in one transaction. It implements webhook.Persister.
+// Persist stores a batch of deliveries in one transaction; the dispatcher
+// enqueues their processing. It implements webhook.Persister.
 func (q *Queue) Persist(ctx context.Context, batch []store.Delivery) ([]bool, error) {
 	inserted := make([]bool, len(batch))
 	err := q.store.Tx(ctx, func(tx *sql.Tx) error {
 		ids, err := q.store.InsertDeliveries(ctx, tx, batch)
-		if err != nil {
-			return err
-		}
-		var fresh []int64
 		for i, id := range ids {
-			if id != 0 {
-				inserted[i] = true
-				fresh = append(fresh, id)
-			}
+			inserted[i] = id != 0
 		}
-		if len(fresh) == 0 {
-			return nil
-		}
-		_, err = q.client.InsertTx(ctx, tx, IngestArgs{DeliveryIDs: fresh}, nil)
 		return err
 	})
 	if err != nil {
@@ -232,27 +222,38 @@ func RetryAfter(err error) time.Duration {
 	return 0
 }
 
-type fanOut struct {
-	river.WorkerDefaults[IngestArgs]
+type dispatcher struct {
+	river.WorkerDefaults[DispatchArgs]
 	store *store.Store
 }
 
-// Work inserts the batch's processing jobs and completes itself in one
-// transaction.
-func (f *fanOut) Work(ctx context.Context, job *river.Job[IngestArgs]) error {
+// Work claims undispatched deliveries and enqueues their jobs, a chunk per
+// transaction, until none is left.
+func (d *dispatcher) Work(ctx context.Context, _ *river.Job[DispatchArgs]) error {
 	client, err := river.ClientFromContextSafely[*sql.Tx](ctx)
 	if err != nil {
 		return err
 	}
-	params := make([]river.InsertManyParams, len(job.Args.DeliveryIDs))
-	for i, id := range job.Args.DeliveryIDs {
-		params[i] = river.InsertManyParams{Args: ProcessArgs{DeliveryID: id}}
-	}
-	return f.store.Tx(ctx, func(tx *sql.Tx) error {
-		if _, err := client.InsertManyTx(ctx, tx, params); err != nil {
-			return fmt.Errorf("fan out %d deliveries: %w", len(params), err)
+	for {
+		n := 0
+		err := d.store.Tx(ctx, func(tx *sql.Tx) error {
+			ids, err := d.store.ClaimUndispatchedTx(ctx, tx, 500)
+			if err != nil || len(ids) == 0 {
+				return err
+			}
+			n = len(ids)
+			params := make([]river.InsertManyParams, len(ids))
+			for i, id := range ids {
+				params[i] = river.InsertManyParams{Args: ProcessArgs{DeliveryID: id}}
+			}
+			_, err = client.InsertManyTx(ctx, tx, params)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("dispatch deliveries: %w", err)
 		}
-		_, err := river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job)
-		return err
-	})
+		if n == 0 {
+			return nil
+		}
+	}
 }

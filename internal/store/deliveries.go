@@ -173,3 +173,25 @@ func (s *Store) setDeliveryStatus(ctx context.Context, db interface {
 	}
 	return nil
 }
+
+// ClaimUndispatchedTx marks up to limit deliveries whose processing job is
+// not enqueued yet as dispatched and returns their ids, oldest first. The
+// caller enqueues their jobs in the same transaction.
+func (s *Store) ClaimUndispatchedTx(ctx context.Context, tx *sql.Tx, limit int) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, s.q(`UPDATE hw_deliveries SET dispatched = 1
+		WHERE id IN (SELECT id FROM hw_deliveries WHERE dispatched = 0 ORDER BY id LIMIT ?)
+		RETURNING id`), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim undispatched deliveries: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("claim undispatched deliveries: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
