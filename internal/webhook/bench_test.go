@@ -25,7 +25,7 @@ const (
 )
 
 // BenchmarkIngest compares durable ingest (verify, validate, group-commit to
-// SQLite with a River job) against a bare handler that only checks the HMAC,
+// SQLite, fsynced) against a bare handler that only checks the HMAC,
 // with benchSenders concurrent senders posting 11.5 KB issues.opened
 // deliveries over loopback. See BENCHMARKS.md for how to run it.
 func BenchmarkIngest(b *testing.B) {
