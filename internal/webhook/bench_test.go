@@ -121,7 +121,7 @@ func runSenders(b *testing.B, client *http.Client, target string, payload []byte
 		if err != nil {
 			return err
 		}
-		webhook.Discard(resp.Body)
+		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
 			return fmt.Errorf("delivery %d: status %d", i, resp.StatusCode)

@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -381,6 +380,3 @@ func (h *Handler) verify(body []byte, header string) error {
 	}
 	return nil
 }
-
-// Discard reads and drops a body; tests and the load tool share it.
-func Discard(r io.Reader) { _, _ = io.Copy(io.Discard, r) }
