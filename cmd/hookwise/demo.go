@@ -185,7 +185,7 @@ func printDemo(ctx context.Context, out io.Writer, st *store.Store, sent []fake.
 			}
 		}
 		seen[d.GUID] = true
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.GUID, eventName(d.Event, stored[d.GUID].Action), answers[i], decision, tokens, cost, did)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.GUID, stored[d.GUID].EventName(), answers[i], decision, tokens, cost, did)
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "\nTotal model cost: $%.4f. Comments now on %s: #1 %d, #2 %d, #3 %d, #7 %d; labels on #1: %v\n",

@@ -22,6 +22,7 @@ import (
 	"github.com/hookwise/hookwise/internal/config"
 	"github.com/hookwise/hookwise/internal/queue"
 	"github.com/hookwise/hookwise/internal/store"
+	"github.com/hookwise/hookwise/internal/web"
 )
 
 const usage = `usage: hookwise <command> [flags]
@@ -151,7 +152,7 @@ func deliveries(ctx context.Context, cfg config.Config, sub string, args []strin
 		fmt.Fprintln(tw, "ID\tRECEIVED\tEVENT\tREPO\tGUID\tSTATUS\tREASON")
 		for _, d := range ds {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.ReceivedAt.Format(time.DateTime),
-				eventName(d.Event, d.Action), d.Repo, d.GUID, d.Status, d.Reason)
+				d.EventName(), d.Repo, d.GUID, d.Status, d.Reason)
 		}
 		return tw.Flush()
 	case "show":
@@ -162,19 +163,17 @@ func deliveries(ctx context.Context, cfg config.Config, sub string, args []strin
 		if err != nil {
 			return err
 		}
-		view := map[string]any{
-			"id": d.ID, "guid": d.GUID, "hook_id": d.HookID, "event": eventName(d.Event, d.Action), "repo": d.Repo,
-			"sender": d.Sender, "received_at": d.ReceivedAt, "status": d.Status, "reason": d.Reason,
-			"updated_at": d.UpdatedAt, "payload_bytes": len(d.Payload),
-		}
-		if a, err := st.Analysis(ctx, d.ID); err == nil {
-			view["analysis"] = map[string]any{"kind": a.Kind, "model": a.Model, "input_tokens": a.InputTokens,
-				"output_tokens": a.OutputTokens, "cache_read_tokens": a.CacheReadTokens, "cache_write_tokens": a.CacheWriteTokens,
-				"cost_usd": float64(a.CostMicros) / 1e6, "latency_ms": a.Latency.Milliseconds(), "result": json.RawMessage(a.Result)}
+		var analysis *store.Analysis
+		a, err := st.Analysis(ctx, d.ID)
+		switch {
+		case err == nil:
+			analysis = &a
+		case !errors.Is(err, store.ErrNotFound):
+			return err
 		}
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(view)
+		return enc.Encode(web.DeliveryView(d, analysis))
 	}
 	return fmt.Errorf("unknown deliveries command %q (want list or show)", sub)
 }
@@ -198,11 +197,4 @@ func replay(ctx context.Context, cfg config.Config, ref string, out io.Writer) e
 	}
 	fmt.Fprintf(out, "delivery %d (%s) queued again; a running hookwise will process it\n", d.ID, d.GUID)
 	return nil
-}
-
-func eventName(event, action string) string {
-	if action == "" {
-		return event
-	}
-	return event + "." + action
 }

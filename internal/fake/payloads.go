@@ -2,14 +2,13 @@ package fake
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/hookwise/hookwise/internal/webhook"
 )
 
 // The payload builders make webhook bodies of the shape GitHub sends (the
@@ -133,7 +132,7 @@ func Send(client *http.Client, endpoint, secret string, d Delivery) (int, error)
 		hook = "1"
 	}
 	req.Header.Set("X-GitHub-Hook-ID", hook)
-	req.Header.Set("X-Hub-Signature-256", sign(secret, body))
+	req.Header.Set("X-Hub-Signature-256", webhook.Sign([]byte(secret), body))
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
@@ -141,10 +140,4 @@ func Send(client *http.Client, endpoint, secret string, d Delivery) (int, error)
 	defer resp.Body.Close()
 	_, _ = bytes.NewBuffer(nil).ReadFrom(resp.Body)
 	return resp.StatusCode, nil
-}
-
-func sign(secret string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }

@@ -24,6 +24,9 @@ type task struct {
 	ev       *event
 	labels   []string // the repository's labels, fetched at most once
 	omitted  []string // files left out of the prompt
+	// listed holds each thread's comments, fetched at most once per run:
+	// the prompt's history and the marker search read the same list.
+	listed map[int][]gh.Comment
 }
 
 func (t *task) thread() string {
@@ -41,6 +44,24 @@ func (t *task) key(number int) string {
 		k += " " + t.subject
 	}
 	return k
+}
+
+// comments lists thread number's comments once per run. Within a run the
+// thread lease keeps other jobs from posting on it, so the list stays true
+// for the marker search.
+func (t *task) comments(ctx context.Context, p *Pipeline, number int) ([]gh.Comment, error) {
+	if cs, ok := t.listed[number]; ok {
+		return cs, nil
+	}
+	cs, err := p.github.ListComments(ctx, t.repo, number)
+	if err != nil {
+		return nil, fmt.Errorf("list comments: %w", err)
+	}
+	if t.listed == nil {
+		t.listed = map[int][]gh.Comment{}
+	}
+	t.listed[number] = cs
+	return cs, nil
 }
 
 func (t *task) allowed(ctx context.Context, p *Pipeline) ([]string, error) {
@@ -158,7 +179,7 @@ func (p *Pipeline) plan(ctx context.Context, d store.Delivery) (*task, string, e
 	}
 	settings := p.cfg.For(ev.Repository.FullName)
 	if !settings.Enabled(d.Event, ev.Action) {
-		return nil, fmt.Sprintf("%s not handled for this repository", eventName(d.Event, ev.Action)), nil
+		return nil, fmt.Sprintf("%s not handled for this repository", d.EventName()), nil
 	}
 	repo := gh.Repo{Owner: ev.Repository.Owner.Login, Name: ev.Repository.Name, Installation: ev.Installation.ID}
 	if reason := p.fromBot(ev.Sender); reason != "" {
@@ -211,7 +232,7 @@ func (p *Pipeline) plan(ctx context.Context, d store.Delivery) (*task, string, e
 			t.targets = append(t.targets, pr.Number)
 		}
 	default:
-		return nil, fmt.Sprintf("%s has no handler", eventName(d.Event, ev.Action)), nil
+		return nil, fmt.Sprintf("%s has no handler", d.EventName()), nil
 	}
 	return t, "", nil
 }
@@ -231,19 +252,12 @@ func (p *Pipeline) fromBot(u user) string {
 	return ""
 }
 
-func eventName(event, action string) string {
-	if action == "" {
-		return event
-	}
-	return event + "." + action
-}
-
 // history returns the thread's earlier discussion, without hookwise's own
 // comments, for context.
 func (p *Pipeline) history(ctx context.Context, t *task) ([]prompt.Comment, error) {
-	comments, err := p.github.ListComments(ctx, t.repo, t.number)
+	comments, err := t.comments(ctx, p, t.number)
 	if err != nil {
-		return nil, fmt.Errorf("list comments: %w", err)
+		return nil, err
 	}
 	var out []prompt.Comment
 	for _, c := range comments {

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"errors"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hookwise/hookwise/internal/claude"
@@ -47,7 +49,8 @@ func (m *Metrics) modelCall(model string, res claude.Result, err error) {
 	result := "ok"
 	if err != nil {
 		result = "error"
-		if ce, ok := err.(*claude.Error); ok {
+		var ce *claude.Error
+		if errors.As(err, &ce) {
 			result = ce.Type
 		}
 	}

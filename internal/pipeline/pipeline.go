@@ -227,7 +227,7 @@ func (p *Pipeline) act(ctx context.Context, d store.Delivery, t *task, a store.A
 		key := t.key(number)
 		if t.settings.PostComments {
 			body := t.kind.render(t, ans) + "\n\n" + marker(key)
-			id, verb, err := p.upsertComment(ctx, d, t.repo, number, key, body)
+			id, verb, err := p.upsertComment(ctx, d, t, number, key, body)
 			if err != nil {
 				return "", err
 			}
@@ -290,7 +290,8 @@ func HasMarker(body string) bool { return strings.Contains(body, markerPrefix) }
 
 // upsertComment posts body on the thread unless a comment for key exists, in
 // which case it is updated (or left alone when this delivery wrote it).
-func (p *Pipeline) upsertComment(ctx context.Context, d store.Delivery, r gh.Repo, number int, key, body string) (int64, string, error) {
+func (p *Pipeline) upsertComment(ctx context.Context, d store.Delivery, t *task, number int, key, body string) (int64, string, error) {
+	r := t.repo
 	w, err := p.store.WriteFor(ctx, key)
 	switch {
 	case err == nil:
@@ -311,9 +312,9 @@ func (p *Pipeline) upsertComment(ctx context.Context, d store.Delivery, r gh.Rep
 	}
 	// Not in the ledger: a crash may have come between posting and recording,
 	// so look on GitHub before posting.
-	comments, err := p.github.ListComments(ctx, r, number)
+	comments, err := t.comments(ctx, p, number)
 	if err != nil {
-		return 0, "", fmt.Errorf("list comments: %w", err)
+		return 0, "", err
 	}
 	mark := marker(key)
 	for _, c := range comments {

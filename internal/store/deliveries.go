@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -31,6 +32,14 @@ type Delivery struct {
 	Status         string
 	Reason         string
 	UpdatedAt      time.Time
+}
+
+// EventName is "event.action", or the event alone when it has no action.
+func (d Delivery) EventName() string {
+	if d.Action == "" {
+		return d.Event
+	}
+	return d.Event + "." + d.Action
 }
 
 // InsertDeliveries stores ds in tx and returns each one's new id, or 0 where
@@ -94,10 +103,10 @@ func (s *Store) Delivery(ctx context.Context, id int64) (Delivery, error) {
 // FindDelivery looks a delivery up by its database id or its GUID (the
 // newest row with that GUID when several hooks share it).
 func (s *Store) FindDelivery(ctx context.Context, ref string) (Delivery, error) {
-	var id int64
-	if _, err := fmt.Sscan(ref, &id); err == nil && fmt.Sprint(id) == ref {
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
 		return s.Delivery(ctx, id)
 	}
+	var id int64
 	err := s.DB.QueryRowContext(ctx, s.q(`SELECT id FROM hw_deliveries WHERE guid = ? ORDER BY id DESC LIMIT 1`), ref).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Delivery{}, fmt.Errorf("delivery %q: %w", ref, ErrNotFound)

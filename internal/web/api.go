@@ -56,6 +56,16 @@ type deliveryJSON struct {
 	Analysis       *analysisJSON `json:"analysis,omitempty"`
 }
 
+// DeliveryView is a delivery, with its analysis when a is not nil, as the
+// admin API and `hookwise deliveries show` present it.
+func DeliveryView(d store.Delivery, a *store.Analysis) any {
+	out := toDeliveryJSON(d)
+	if a != nil {
+		out.Analysis = toAnalysisJSON(*a)
+	}
+	return out
+}
+
 func toDeliveryJSON(d store.Delivery) deliveryJSON {
 	return deliveryJSON{
 		ID: d.ID, HookID: d.HookID, GUID: d.GUID, Event: d.Event, Action: d.Action, Repo: d.Repo,
@@ -179,15 +189,15 @@ func (s *server) showDelivery(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := toDeliveryJSON(d)
+	var analysis *store.Analysis
 	a, err := s.store.Analysis(r.Context(), d.ID)
 	switch {
 	case err == nil:
-		out.Analysis = toAnalysisJSON(a)
+		analysis = &a
 	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, DeliveryView(d, analysis))
 	return nil
 }
 
