@@ -143,6 +143,9 @@ func (q *Queue) Persist(ctx context.Context, batch []store.Delivery) ([]bool, er
 	return inserted, nil
 }
 
+// Sync returns once every delivery Persist committed is on disk.
+func (q *Queue) Sync(ctx context.Context) error { return q.store.Sync(ctx) }
+
 // Replay queues a stored delivery to be handled again from the start: its
 // stored analysis is forgotten so the model is asked afresh, and the comment
 // it wrote before is updated rather than posted twice.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -68,6 +69,8 @@ func BenchmarkIngest(b *testing.B) {
 		if tp.batches > 0 {
 			b.ReportMetric(float64(tp.deliveries)/float64(tp.batches), "batch")
 			b.ReportMetric(ms(tp.busy)/float64(tp.batches), "commit-ms")
+			b.ReportMetric(ms(tp.syncBusy)/float64(tp.syncs), "sync-ms")
+			b.ReportMetric(float64(tp.deliveries)/float64(tp.syncs), "per-sync")
 		}
 	})
 }
@@ -80,6 +83,8 @@ type timedPersister struct {
 	batches    int
 	deliveries int
 	busy       time.Duration
+	syncs      int
+	syncBusy   time.Duration
 }
 
 func (p *timedPersister) Persist(ctx context.Context, batch []store.Delivery) ([]bool, error) {
@@ -92,6 +97,17 @@ func (p *timedPersister) Persist(ctx context.Context, batch []store.Delivery) ([
 	p.busy += d
 	p.mu.Unlock()
 	return inserted, err
+}
+
+func (p *timedPersister) Sync(ctx context.Context) error {
+	start := time.Now()
+	err := p.next.Sync(ctx)
+	d := time.Since(start)
+	p.mu.Lock()
+	p.syncs++
+	p.syncBusy += d
+	p.mu.Unlock()
+	return err
 }
 
 // runSenders posts b.N deliveries of payload from benchSenders goroutines,
@@ -243,9 +259,7 @@ func issuesOpenedPayload(tb testing.TB, size int) []byte {
 	if pad <= 0 {
 		tb.Fatalf("issues.opened skeleton is %d bytes, over the %d wanted", len(skeleton), size)
 	}
-	const para = "Steps to reproduce: start the service with the attached config, send a ping, then open an issue. " +
-		"Expected the analysis comment; got a panic in the config loader and the process restarted.\n\n"
-	body := strings.Repeat(para, pad/len(para)+1)[:pad]
+	body := prose(pad)
 	// Newlines cost two bytes once escaped: trim or pad the body until the
 	// encoded delivery is exactly size bytes.
 	var out []byte
@@ -267,4 +281,42 @@ func issuesOpenedPayload(tb testing.TB, size int) []byte {
 		tb.Fatalf("issues.opened payload is %d bytes, want %d", len(out), size)
 	}
 	return out
+}
+
+// prose returns n bytes of words drawn at random (with a fixed seed) from an
+// issue-report vocabulary, in sentences and paragraphs: text that compresses
+// about as well as a real issue body, not a repeated paragraph that any
+// compressor would shrink to nothing.
+func prose(n int) string {
+	words := strings.Fields(`the a an to of in on for with when after before then and or but not
+		service config file loader panic crash error log trace stack request response webhook
+		delivery issue comment label review pull branch commit push workflow run job step
+		expected actual got saw reproduce steps start send open close restart retry timeout
+		version release build test fails passes flaky slow fast memory cpu disk network proxy
+		token secret header body payload json yaml field key value missing wrong empty null
+		user admin bot team repository organisation install upgrade downgrade linux macos windows
+		docker kubernetes container image database sqlite postgres queue worker handler server
+		client browser page button click screen output input line column character unicode
+		is was were has have had does did can could should would will might must seems looks`)
+	r := rand.New(rand.NewPCG(1, 2))
+	var b strings.Builder
+	for b.Len() < n {
+		sentence := 6 + r.IntN(14)
+		for i := range sentence {
+			w := words[r.IntN(len(words))]
+			if i == 0 {
+				w = strings.ToUpper(w[:1]) + w[1:]
+			}
+			b.WriteString(w)
+			if i < sentence-1 {
+				b.WriteByte(' ')
+			}
+		}
+		if r.IntN(5) == 0 {
+			b.WriteString(".\n\n")
+		} else {
+			b.WriteString(". ")
+		}
+	}
+	return b.String()[:n]
 }

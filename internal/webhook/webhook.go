@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tidwall/gjson"
@@ -29,10 +30,13 @@ import (
 // MaxBody is the largest payload GitHub sends (25 MB); larger bodies are 413.
 const MaxBody = 25 << 20
 
-// Persister stores a batch of deliveries and enqueues their processing in
-// one commit. inserted[i] is false where delivery i was already stored.
+// Persister stores deliveries. Persist commits a batch in one transaction
+// (inserted[i] is false where delivery i was already stored); Sync returns
+// once everything committed so far is on disk. A delivery is answered only
+// after both, and the next batch commits while the last one syncs.
 type Persister interface {
 	Persist(ctx context.Context, batch []store.Delivery) (inserted []bool, err error)
+	Sync(ctx context.Context) error
 }
 
 // Options configure a Handler.
@@ -64,8 +68,10 @@ type Handler struct {
 	opts    Options
 	log     *slog.Logger
 	pending chan *pending
-	done    chan struct{}
-	m       metrics
+	// committed carries committed batches to the sync loop.
+	committed chan []*pending
+	done      chan struct{}
+	m         metrics
 }
 
 type pending struct {
@@ -93,11 +99,12 @@ func New(opts Options) *Handler {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{
-		opts:    opts,
-		log:     opts.Logger,
-		pending: make(chan *pending, 4*opts.MaxBatch),
-		done:    make(chan struct{}),
-		m:       newMetrics(opts.Registerer),
+		opts:      opts,
+		log:       opts.Logger,
+		pending:   make(chan *pending, 4*opts.MaxBatch),
+		committed: make(chan []*pending, 4*opts.Committers),
+		done:      make(chan struct{}),
+		m:         newMetrics(opts.Registerer),
 	}
 	finished := make(chan struct{}, opts.Committers)
 	for range opts.Committers {
@@ -110,6 +117,10 @@ func New(opts Options) *Handler {
 		for range opts.Committers {
 			<-finished
 		}
+		close(h.committed)
+	}()
+	go func() {
+		h.syncLoop()
 		close(h.done)
 	}()
 	return h
@@ -164,11 +175,47 @@ func (h *Handler) commit(batch []*pending) {
 	h.m.batch.Observe(float64(len(batch)))
 	if err != nil {
 		h.log.Error("persist deliveries", "batch", len(batch), "err", err)
+		release(batch, err)
+		return
 	}
 	for i, p := range batch {
-		if err == nil {
-			p.inserted = inserted[i]
+		p.inserted = inserted[i]
+	}
+	h.committed <- batch
+}
+
+// syncLoop answers committed batches once they are on disk, with one Sync
+// for all the batches that committed while the previous Sync ran.
+func (h *Handler) syncLoop() {
+	for batch := range h.committed {
+		batches := [][]*pending{batch}
+	more:
+		for {
+			select {
+			case b, ok := <-h.committed:
+				if !ok {
+					break more
+				}
+				batches = append(batches, b)
+			default:
+				break more
+			}
 		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		err := h.opts.Persister.Sync(ctx)
+		cancel()
+		if err != nil {
+			h.log.Error("sync deliveries", "batches", len(batches), "err", err)
+		}
+		for _, b := range batches {
+			release(b, err)
+		}
+	}
+}
+
+// release answers every request of a batch.
+func release(batch []*pending, err error) {
+	for _, p := range batch {
 		p.err = err
 		close(p.ready)
 	}
@@ -244,7 +291,9 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 	if r.ContentLength > MaxBody {
 		return answer{}, reject(http.StatusRequestEntityTooLarge, "body over %d bytes", MaxBody)
 	}
-	body, err := readBody(w, r)
+	buf := bodies.Get().(*bytes.Buffer)
+	defer putBody(buf)
+	body, err := readBody(w, r, buf)
 	if err != nil {
 		return answer{}, err
 	}
@@ -269,27 +318,29 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 	}
 	// One validating pass and one extracting pass over the payload; decoding
 	// it with encoding/json costs several times more on the hot path.
-	if !gjson.ValidBytes(payload) || !gjson.ParseBytes(payload).IsObject() {
+	if !gjson.ValidBytes(payload) {
 		return answer{}, reject(http.StatusBadRequest, "malformed JSON payload")
 	}
-	head := gjson.GetManyBytes(payload, "action", "repository.full_name", "installation.id", "sender.login")
+	// Read in place: payload is never written to after this, and the few
+	// strings kept from it are cloned (gjson.ParseBytes copies it whole).
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(payload), len(payload)))
+	if !root.IsObject() {
+		return answer{}, reject(http.StatusBadRequest, "malformed JSON payload")
+	}
 	if event == "ping" {
 		return answer{code: http.StatusOK, outcome: "pong", guid: guid}, nil
 	}
 	p := &pending{
 		d: store.Delivery{
-			HookID:         r.Header.Get("X-GitHub-Hook-ID"),
-			GUID:           guid,
-			Event:          event,
-			Action:         head[0].String(),
-			Repo:           head[1].String(),
-			InstallationID: head[2].Int(),
-			Sender:         head[3].String(),
-			Payload:        payload,
-			ReceivedAt:     time.Now(),
+			HookID:     r.Header.Get("X-GitHub-Hook-ID"),
+			GUID:       guid,
+			Event:      event,
+			Payload:    payload,
+			ReceivedAt: time.Now(),
 		},
 		ready: make(chan struct{}),
 	}
+	readHead(root, &p.d)
 	if err := h.enqueue(r.Context(), p); err != nil {
 		return answer{}, err
 	}
@@ -301,6 +352,25 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 		return answer{code: http.StatusAccepted, outcome: "duplicate", guid: guid}, nil
 	}
 	return answer{code: http.StatusAccepted, outcome: "accepted", guid: guid}, nil
+}
+
+// readHead fills in the fields of d that are read from the payload's top
+// level, in one pass that skips over the large values (the issue, the pull
+// request) once instead of once per field.
+func readHead(root gjson.Result, d *store.Delivery) {
+	root.ForEach(func(key, value gjson.Result) bool {
+		switch key.Str {
+		case "action":
+			d.Action = strings.Clone(value.String())
+		case "repository":
+			d.Repo = strings.Clone(value.Get("full_name").String())
+		case "installation":
+			d.InstallationID = value.Get("id").Int()
+		case "sender":
+			d.Sender = strings.Clone(value.Get("login").String())
+		}
+		return true
+	})
 }
 
 func (h *Handler) enqueue(ctx context.Context, p *pending) error {
@@ -327,10 +397,22 @@ func (h *Handler) enqueue(ctx context.Context, p *pending) error {
 	}
 }
 
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	var buf bytes.Buffer
+// bodies recycles request buffers: a delivery's bytes are copied into the
+// database by its commit, and the request answered after that.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putBody(buf *bytes.Buffer) {
+	if buf.Cap() <= 1<<20 { // keep the usual sizes, let the rare huge ones go
+		buf.Reset()
+		bodies.Put(buf)
+	}
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) ([]byte, error) {
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+		// One more read than announced, so that reading the end of the body
+		// does not grow (and copy) the buffer.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBody))
 	var tooBig *http.MaxBytesError

@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hookwise/hookwise/internal/queue"
 	"github.com/hookwise/hookwise/internal/store"
@@ -390,5 +392,64 @@ func TestStoreDown(t *testing.T) {
 		if got := do(t, e.srv.Client(), req); got != http.StatusServiceUnavailable {
 			t.Errorf("POST with the store closed = %d, want %d", got, http.StatusServiceUnavailable)
 		}
+	}
+}
+
+// gatedSync holds every Sync until release is closed, then fails it with err.
+type gatedSync struct {
+	webhook.Persister
+	syncing chan struct{}
+	release chan struct{}
+	err     error
+}
+
+func (g *gatedSync) Sync(ctx context.Context) error {
+	select {
+	case g.syncing <- struct{}{}:
+	default:
+	}
+	<-g.release
+	if g.err != nil {
+		return g.err
+	}
+	return g.Persister.Sync(ctx)
+}
+
+// A delivery is answered only once its commit is on disk: not while the
+// sync runs, and 503 (never 202) when the sync fails.
+func TestAnswerWaitsForSync(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		syncErr error
+		want    int
+	}{
+		{"synced", nil, http.StatusAccepted},
+		{"sync fails", errors.New("fsync: input/output error"), http.StatusServiceUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := &gatedSync{syncing: make(chan struct{}, 1), release: make(chan struct{}), err: tc.syncErr}
+			e := newHandlerWith(t, func(p webhook.Persister) webhook.Persister {
+				g.Persister = p
+				return g
+			})
+			body := []byte(`{"action":"opened","repository":{"full_name":"o/r"}}`)
+			answered := make(chan int, 1)
+			go func() {
+				req := signedRequest(t, e.srv.URL+"/webhook", "issues", "sync-1", "1", "application/json", body)
+				answered <- do(t, e.srv.Client(), req)
+			}()
+			<-g.syncing
+			select {
+			case code := <-answered:
+				t.Fatalf("answered %d before the commit was synced", code)
+			case <-time.After(100 * time.Millisecond):
+			}
+			close(g.release)
+			if got := <-answered; got != tc.want {
+				t.Errorf("answer = %d, want %d", got, tc.want)
+			}
+		})
 	}
 }
