@@ -297,6 +297,29 @@ func (e *Error) Temporary() bool {
 	return e.Status >= 500
 }
 
+// RetryAfterDuration is how long the job should wait before trying again
+// without counting an attempt: a 429 (at least a second), or an open
+// circuit (which arrives as a transport error). 0 for everything else.
+func (e *Error) RetryAfterDuration() time.Duration {
+	if e.Status == http.StatusTooManyRequests {
+		return max(e.RetryAfter, time.Second)
+	}
+	var ra interface{ RetryAfterDuration() time.Duration }
+	if e.Status == 0 && errors.As(e.err, &ra) {
+		return ra.RetryAfterDuration()
+	}
+	return 0
+}
+
+// RetryDelay is the least wait the API asked for before a retry of a
+// failure that is not a rate limit (a 529 or 503 with retry-after).
+func (e *Error) RetryDelay() time.Duration {
+	if e.Status == http.StatusTooManyRequests {
+		return 0
+	}
+	return e.RetryAfter
+}
+
 func (c *Client) networkError(err error) *Error {
 	return &Error{Type: TypeNetwork, Message: c.scrub(err.Error()), err: err}
 }

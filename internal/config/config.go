@@ -34,6 +34,7 @@ type Config struct {
 	GitHub          GitHubConfig    `yaml:"github"`
 	Anthropic       AnthropicConfig `yaml:"anthropic"`
 	Queue           QueueConfig     `yaml:"queue"`
+	Sweep           SweepConfig     `yaml:"sweep"`
 	PromptsDir      string          `yaml:"prompts_dir"`
 	Defaults        RepoSettings    `yaml:"defaults"`
 	Repositories    []RepoRule      `yaml:"repositories"`
@@ -51,9 +52,13 @@ type GitHubConfig struct {
 	AppPrivateKey     Secret   `yaml:"app_private_key"`
 	AppPrivateKeyFile string   `yaml:"app_private_key_file"`
 	APIURL            string   `yaml:"api_url"`
-	// WritesPerMinute paces content-creating requests; GitHub's secondary
-	// limit is 80 a minute.
+	// WritesPerMinute and WritesPerHour pace content-creating requests per
+	// token; GitHub's secondary limits are 80 a minute and 500 an hour.
 	WritesPerMinute int `yaml:"writes_per_minute"`
+	WritesPerHour   int `yaml:"writes_per_hour"`
+	// MaxConcurrency caps the requests in flight per token: GitHub asks
+	// integrations not to make many at once.
+	MaxConcurrency int `yaml:"max_concurrency"`
 	// BotLogins are extra logins whose events are ignored, on top of
 	// hookwise's own identity and logins ending in "[bot]".
 	BotLogins []string `yaml:"bot_logins"`
@@ -76,6 +81,21 @@ type QueueConfig struct {
 	// RescueAfter must exceed JobTimeout, or River would rescue jobs that
 	// are still running.
 	RescueAfter Duration `yaml:"rescue_after"`
+	// MaxAge: a job older than this is not retried again (a dead letter).
+	MaxAge Duration `yaml:"max_age"`
+	// MaxBackoff caps the wait between two attempts.
+	MaxBackoff Duration `yaml:"max_backoff"`
+}
+
+// SweepConfig configures the recovery of deliveries GitHub failed to make.
+type SweepConfig struct {
+	// Hooks to sweep: "repo:owner/name#HOOK_ID", "org:owner#HOOK_ID" or
+	// "app". Empty: the hooks seen in the deliveries of the last 3 days.
+	Hooks []string `yaml:"hooks"`
+	// Interval between sweeps; 0 turns the periodic sweep off.
+	Interval Duration `yaml:"interval"`
+	// Window is how far back a sweep looks; GitHub keeps 3 days.
+	Window Duration `yaml:"window"`
 }
 
 // RepoSettings says what hookwise does in a repository. Pointer and slice
@@ -140,6 +160,8 @@ func Default() Config {
 		GitHub: GitHubConfig{
 			APIURL:          "https://api.github.com/",
 			WritesPerMinute: 80,
+			WritesPerHour:   500,
+			MaxConcurrency:  4,
 		},
 		Anthropic: AnthropicConfig{
 			Model:          "claude-sonnet-4-5",
@@ -151,6 +173,12 @@ func Default() Config {
 			MaxAttempts: 10,
 			JobTimeout:  Duration(2 * time.Minute),
 			RescueAfter: Duration(5 * time.Minute),
+			MaxAge:      Duration(24 * time.Hour),
+			MaxBackoff:  Duration(10 * time.Minute),
+		},
+		Sweep: SweepConfig{
+			Interval: Duration(10 * time.Minute),
+			Window:   Duration(24 * time.Hour),
 		},
 		Defaults:        defaultRepoSettings(),
 		ShutdownTimeout: Duration(30 * time.Second),
@@ -368,6 +396,7 @@ func (c *Config) applyEnv(env map[string]string) error {
 	}
 	str("GITHUB_API_URL", &c.GitHub.APIURL)
 	integer("GITHUB_WRITES_PER_MINUTE", func(n int64) { c.GitHub.WritesPerMinute = int(n) })
+	integer("GITHUB_WRITES_PER_HOUR", func(n int64) { c.GitHub.WritesPerHour = int(n) })
 
 	secret("ANTHROPIC_API_KEY", &c.Anthropic.APIKey)
 	str("ANTHROPIC_BASE_URL", &c.Anthropic.BaseURL)
@@ -452,6 +481,8 @@ func (c Config) Validate() error {
 	}
 	checkURL("github.api_url", c.GitHub.APIURL)
 	atLeast("github.writes_per_minute", c.GitHub.WritesPerMinute, 1)
+	atLeast("github.writes_per_hour", c.GitHub.WritesPerHour, 1)
+	atLeast("github.max_concurrency", c.GitHub.MaxConcurrency, 1)
 	for i, l := range c.GitHub.BotLogins {
 		if strings.TrimSpace(l) == "" {
 			bad(fmt.Sprintf("github.bot_logins[%d]", i), "must not be empty")
@@ -473,7 +504,20 @@ func (c Config) Validate() error {
 	if c.Queue.RescueAfter <= c.Queue.JobTimeout {
 		bad("queue.rescue_after", "must be greater than queue.job_timeout (%s), got %s", c.Queue.JobTimeout, c.Queue.RescueAfter)
 	}
+	positive("queue.max_age", c.Queue.MaxAge)
+	positive("queue.max_backoff", c.Queue.MaxBackoff)
 	positive("shutdown_timeout", c.ShutdownTimeout)
+	for i, h := range c.Sweep.Hooks {
+		if err := validHook(h); err != nil {
+			bad(fmt.Sprintf("sweep.hooks[%d]", i), "%v", err)
+		}
+	}
+	if c.Sweep.Interval < 0 {
+		bad("sweep.interval", "must not be negative (0 turns the sweep off), got %s", c.Sweep.Interval)
+	}
+	if c.Sweep.Window <= 0 || c.Sweep.Window > Duration(72*time.Hour) {
+		bad("sweep.window", "must be positive and at most 72h (GitHub keeps deliveries 3 days), got %s", c.Sweep.Window)
+	}
 
 	errs = append(errs, c.Defaults.validate("defaults")...)
 	for i, r := range c.Repositories {
@@ -484,6 +528,28 @@ func (c Config) Validate() error {
 		errs = append(errs, r.RepoSettings.validate(key)...)
 	}
 	return errors.Join(errs...)
+}
+
+// validHook checks a sweep.hooks entry; its syntax is gh.ParseHook's, kept
+// here too so that config does not depend on the GitHub adapter.
+func validHook(h string) error {
+	const want = `want "repo:owner/name#HOOK_ID", "org:owner#HOOK_ID" or "app"`
+	if h == "app" {
+		return nil
+	}
+	kind, rest, _ := strings.Cut(h, ":")
+	target, id, ok := strings.Cut(rest, "#")
+	if n, err := strconv.ParseInt(id, 10, 64); !ok || err != nil || n <= 0 {
+		return fmt.Errorf("%s, got %q", want, h)
+	}
+	owner, name, isRepo := strings.Cut(target, "/")
+	switch {
+	case kind == "repo" && isRepo && owner != "" && name != "":
+	case kind == "org" && !isRepo && owner != "":
+	default:
+		return fmt.Errorf("%s, got %q", want, h)
+	}
+	return nil
 }
 
 func validateMatch(m string) error {

@@ -426,6 +426,29 @@ func (e *Error) Temporary() bool {
 	return false
 }
 
+// RetryAfterDuration is how long the job should wait before trying again
+// without counting an attempt: a rate limit, or an open circuit (which
+// arrives as a transport error). 0 for everything else.
+func (e *Error) RetryAfterDuration() time.Duration {
+	if e.RateLimited {
+		return max(e.RetryAfter, time.Second)
+	}
+	var ra interface{ RetryAfterDuration() time.Duration }
+	if e.Status == 0 && errors.As(e.Err, &ra) {
+		return ra.RetryAfterDuration()
+	}
+	return 0
+}
+
+// RetryDelay is the least wait GitHub asked for before a retry of a
+// failure that is not a rate limit (a 503 with retry-after).
+func (e *Error) RetryDelay() time.Duration {
+	if e.RateLimited {
+		return 0
+	}
+	return e.RetryAfter
+}
+
 // secondaryDefaultWait is what GitHub's documentation says to wait after a
 // secondary rate limit that came without retry-after.
 const secondaryDefaultWait = time.Minute

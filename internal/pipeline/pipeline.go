@@ -72,6 +72,23 @@ func New(st *store.Store, github GitHub, model Model, prompts Prompts, cfg confi
 	return &Pipeline{store: st, github: github, model: model, prompts: prompts, cfg: cfg, log: log, m: m, leaseTTL: ttl}
 }
 
+// GaveUp records that a delivery's processing failed for good: a permanent
+// error, or attempts or age used up. It is then a dead letter.
+func (p *Pipeline) GaveUp(ctx context.Context, deliveryID int64, cause error) {
+	log := p.log.With("delivery_id", deliveryID)
+	var temp interface{ Temporary() bool }
+	log.Error("delivery failed", "err", cause, "permanent", errors.As(cause, &temp) && !temp.Temporary())
+	if err := p.store.SetDeliveryStatus(ctx, deliveryID, store.StatusFailed, cause.Error()); err != nil {
+		log.Error("record failure", "err", err)
+		return
+	}
+	event := ""
+	if d, err := p.store.Delivery(ctx, deliveryID); err == nil {
+		event = d.Event
+	}
+	p.m.outcome(event, "failed")
+}
+
 // busyError asks the queue to try again later without using an attempt.
 type busyError struct{ thread string }
 
@@ -81,7 +98,7 @@ func (e busyError) RetryAfterDuration() time.Duration { return 3 * time.Second }
 // Process handles one delivery. It is safe to run again after a crash at any
 // point: the model's answer is reused once stored, and comments are found by
 // their marker before anything is posted.
-func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string, lastAttempt bool) (err error) {
+func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) error {
 	d, err := p.store.Delivery(ctx, deliveryID)
 	if err != nil {
 		return err
@@ -90,23 +107,6 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string, la
 		return nil
 	}
 	log := p.log.With("delivery", d.GUID, "event", d.Event, "action", d.Action, "repo", d.Repo)
-	defer func() {
-		if err == nil {
-			return
-		}
-		var temp interface{ Temporary() bool }
-		permanent := errors.As(err, &temp) && !temp.Temporary()
-		if _, busy := err.(busyError); busy || ctx.Err() != nil {
-			return // not a failure: the job runs again
-		}
-		if permanent || lastAttempt {
-			log.Error("delivery failed", "err", err, "permanent", permanent)
-			if serr := p.store.SetDeliveryStatus(context.WithoutCancel(ctx), deliveryID, store.StatusFailed, err.Error()); serr != nil {
-				log.Error("record failure", "err", serr)
-			}
-			p.m.outcome(d.Event, "failed")
-		}
-	}()
 
 	t, reason, err := p.plan(ctx, d)
 	if err != nil {

@@ -123,7 +123,7 @@ func (h *harness) deliver(t *testing.T, event string, payload []byte) int64 {
 func (h *harness) process(t *testing.T, event string, payload []byte) int64 {
 	t.Helper()
 	id := h.deliver(t, event, payload)
-	if err := h.p.Process(t.Context(), id, "job-1", false); err != nil {
+	if err := h.p.Process(t.Context(), id, "job-1"); err != nil {
 		t.Fatalf("Process(%d) = %v, want nil", id, err)
 	}
 	return id
@@ -268,7 +268,7 @@ func TestCrashBetweenPostAndLedgerPostsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := h.p.Process(ctx, id, "job-1", false); err != nil {
+	if err := h.p.Process(ctx, id, "job-1"); err != nil {
 		t.Fatalf("Process(%d) after crash = %v, want nil", id, err)
 	}
 	again := h.onlyComment(t, 1)
@@ -300,7 +300,7 @@ func TestProcessDoneDeliveryIsNoop(t *testing.T) {
 	id := h.process(t, "issues", fake.IssueEvent("opened", repo, 1, "Panic on start", "It panics.", "alice"))
 	_, writes := h.github.Stats()
 
-	if err := h.p.Process(t.Context(), id, "job-1", false); err != nil {
+	if err := h.p.Process(t.Context(), id, "job-1"); err != nil {
 		t.Fatalf("second Process(%d) = %v, want nil", id, err)
 	}
 	if _, got := h.github.Stats(); got != writes {
@@ -425,7 +425,7 @@ func TestPullRequestRetryKeepsFilesNotReviewed(t *testing.T) {
 			name: "after storing the answer, before posting",
 			crash: func(t *testing.T, h *harness, id int64) {
 				h.github.FailNext("POST", "/repos/acme/app/issues/8/comments", 502, 1)
-				if err := h.p.Process(t.Context(), id, "job-1", false); err == nil {
+				if err := h.p.Process(t.Context(), id, "job-1"); err == nil {
 					t.Fatalf("Process(%d) with GitHub answering 502 = nil, want an error", id)
 				}
 			},
@@ -433,7 +433,7 @@ func TestPullRequestRetryKeepsFilesNotReviewed(t *testing.T) {
 		{
 			name: "after posting, before the ledger row",
 			crash: func(t *testing.T, h *harness, id int64) {
-				if err := h.p.Process(t.Context(), id, "job-1", false); err != nil {
+				if err := h.p.Process(t.Context(), id, "job-1"); err != nil {
 					t.Fatalf("Process(%d) = %v, want nil", id, err)
 				}
 				if _, err := h.st.DB.ExecContext(t.Context(), `DELETE FROM hw_writes`); err != nil {
@@ -453,7 +453,7 @@ func TestPullRequestRetryKeepsFilesNotReviewed(t *testing.T) {
 			id := h.deliver(t, "pull_request", fake.PullRequestEvent("opened", repo, 8, "Big change", "", headSHA, "alice", "", false))
 
 			tt.crash(t, h, id)
-			if err := h.p.Process(t.Context(), id, "job-1", false); err != nil {
+			if err := h.p.Process(t.Context(), id, "job-1"); err != nil {
 				t.Fatalf("Process(%d) after crash = %v, want nil", id, err)
 			}
 
@@ -641,13 +641,15 @@ func TestPermanentErrorsFailDelivery(t *testing.T) {
 			tt.inject(h)
 			id := h.deliver(t, "issues", fake.IssueEvent("opened", repo, 1, "Panic on start", "It panics.", "alice"))
 
-			err := h.p.Process(t.Context(), id, "job-1", false)
+			err := h.p.Process(t.Context(), id, "job-1")
 			if err == nil {
 				t.Fatalf("Process(%d) = nil, want an error", id)
 			}
 			if temp, ok := temporary(err); !ok || temp {
 				t.Errorf("Process(%d) = %v: Temporary() = %v (implemented %v), want false", id, err, temp, ok)
 			}
+			// The queue gives up on a permanent error at once.
+			h.p.GaveUp(t.Context(), id, err)
 			d := h.wantStatus(t, id, store.StatusFailed)
 			for _, s := range tt.wantReason {
 				if !strings.Contains(d.Reason, s) {
@@ -680,7 +682,10 @@ func TestTemporaryModelError(t *testing.T) {
 			h.model.FailNext(529, "overloaded_error", 1, 0)
 			id := h.deliver(t, "issues", fake.IssueEvent("opened", repo, 1, "Panic on start", "It panics.", "alice"))
 
-			err := h.p.Process(t.Context(), id, "job-1", tt.lastAttempt)
+			err := h.p.Process(t.Context(), id, "job-1")
+			if tt.lastAttempt {
+				h.p.GaveUp(t.Context(), id, err)
+			}
 			if err == nil {
 				t.Fatalf("Process(%d, %v) = nil, want an error", id, tt.lastAttempt)
 			}
@@ -699,7 +704,7 @@ func TestTemporaryModelError(t *testing.T) {
 				return
 			}
 			// The queue's next attempt succeeds and posts once.
-			if err := h.p.Process(t.Context(), id, "job-1", false); err != nil {
+			if err := h.p.Process(t.Context(), id, "job-1"); err != nil {
 				t.Fatalf("retry Process(%d) = %v, want nil", id, err)
 			}
 			h.onlyComment(t, 1)
@@ -718,7 +723,7 @@ func TestSecondJobOnThreadWaits(t *testing.T) {
 		t.Fatalf("LockThread = %v, %v", ok, err)
 	}
 	id := h.deliver(t, "issues", fake.IssueEvent("opened", repo, 1, "Panic on start", "It panics.", "alice"))
-	err = h.p.Process(t.Context(), id, "job-1", true)
+	err = h.p.Process(t.Context(), id, "job-1")
 	var ra interface{ RetryAfterDuration() time.Duration }
 	if !errors.As(err, &ra) || ra.RetryAfterDuration() <= 0 {
 		t.Fatalf("Process on a leased thread = %v, want an error asking to retry later", err)
@@ -751,7 +756,7 @@ func TestReplayUpdatesComment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.p.Process(ctx, id, "job-2", false); err != nil {
+	if err := h.p.Process(ctx, id, "job-2"); err != nil {
 		t.Fatalf("Process after replay = %v", err)
 	}
 	second := h.onlyComment(t, 1)

@@ -9,11 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/hookwise/hookwise/internal/store"
 )
@@ -39,21 +42,34 @@ func (DispatchArgs) Kind() string { return "dispatch_deliveries" }
 const DispatchInterval = time.Second
 
 // Processor handles one delivery. job identifies the job running it (a
-// retry of the same job keeps it). Errors that carry Temporary() false are
-// permanent: the job is not retried. Errors that carry a RetryAfter
-// (rate limits, a busy thread) snooze the job without using an attempt.
+// retry of the same job keeps it). GaveUp is told when a failure will not be
+// retried (a permanent error, attempts or age used up): a dead letter.
+//
+// Errors steer the retry: Temporary() false is permanent, and the job goes
+// to the dead letters at once; RetryAfterDuration() > 0 (a rate limit, an
+// open circuit, a busy thread) snoozes the job without using an attempt;
+// RetryDelay() > 0 (an upstream's retry-after on a 529 or 503) is the least
+// wait before the next attempt; anything else is retried with capped
+// exponential backoff and full jitter.
 type Processor interface {
-	Process(ctx context.Context, deliveryID int64, job string, lastAttempt bool) error
+	Process(ctx context.Context, deliveryID int64, job string) error
+	GaveUp(ctx context.Context, deliveryID int64, err error)
 }
 
 // Options configure a Queue.
 type Options struct {
 	Workers     int           // concurrent jobs; 0 makes an insert-only queue
 	MaxAttempts int           // attempts before a job is discarded (the dead letters)
+	MaxAge      time.Duration // a job older than this is not retried again; default 24h
+	MaxBackoff  time.Duration // cap of the delay between attempts; default 10m
 	JobTimeout  time.Duration // a single attempt is cancelled after this
 	RescueAfter time.Duration // a job running this long is taken as crashed and retried
 	Processor   Processor
 	Logger      *slog.Logger
+	// Periodic are more periodic jobs to run on the leader, with their
+	// workers registered by Register.
+	Periodic []*river.PeriodicJob
+	Register func(*river.Workers)
 }
 
 // Queue is the River client bound to the store.
@@ -83,6 +99,13 @@ func New(st *store.Store, opts Options) (*Queue, error) {
 	if opts.MaxAttempts <= 0 {
 		opts.MaxAttempts = 10
 	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = 24 * time.Hour
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 10 * time.Minute
+	}
+	policy := &retryPolicy{base: time.Second, max: opts.MaxBackoff}
 	cfg := &river.Config{
 		Logger:      opts.Logger,
 		MaxAttempts: opts.MaxAttempts,
@@ -90,15 +113,19 @@ func New(st *store.Store, opts Options) (*Queue, error) {
 		// latency from commit to work low on SQLite, which has no LISTEN.
 		FetchCooldown:     20 * time.Millisecond,
 		FetchPollInterval: 200 * time.Millisecond,
+		RetryPolicy:       policy,
 	}
 	if opts.Workers > 0 {
 		workers := river.NewWorkers()
-		river.AddWorker(workers, &worker{proc: opts.Processor})
+		river.AddWorker(workers, &worker{proc: opts.Processor, maxAge: opts.MaxAge, policy: policy, now: time.Now})
 		river.AddWorker(workers, &dispatcher{store: st})
-		cfg.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(DispatchInterval),
+		if opts.Register != nil {
+			opts.Register(workers)
+		}
+		cfg.PeriodicJobs = append([]*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(DispatchInterval),
 			func() (river.JobArgs, *river.InsertOpts) {
 				return DispatchArgs{}, &river.InsertOpts{MaxAttempts: 3}
-			}, &river.PeriodicJobOpts{ID: "dispatch_deliveries", RunOnStart: true})}
+			}, &river.PeriodicJobOpts{ID: "dispatch_deliveries", RunOnStart: true})}, opts.Periodic...)
 		cfg.Workers = workers
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}}
 		cfg.JobTimeout = opts.JobTimeout
@@ -190,39 +217,102 @@ func (q *Queue) JobCounts(ctx context.Context) (map[string]int64, error) {
 
 type worker struct {
 	river.WorkerDefaults[ProcessArgs]
-	proc Processor
+	proc   Processor
+	maxAge time.Duration
+	policy *retryPolicy
+	now    func() time.Time
 }
 
 // Work maps the processor's error onto River: nil completes, a permanent
-// error cancels (no retry), a rate limit snoozes, anything else retries with
-// River's backoff.
+// error cancels (a dead letter at once), a rate limit snoozes, anything
+// else is retried by the retry policy until attempts or age run out.
 func (w *worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
-	last := job.Attempt >= job.MaxAttempts
-	err := w.proc.Process(ctx, job.Args.DeliveryID, fmt.Sprintf("job-%d", job.ID), last)
+	err := w.proc.Process(ctx, job.Args.DeliveryID, fmt.Sprintf("job-%d", job.ID))
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() != nil {
-		// Stopped or timed out, not failed: retry it.
-		return err
-	}
+	age := w.now().Sub(job.CreatedAt)
 	var temp interface{ Temporary() bool }
-	if errors.As(err, &temp) && !temp.Temporary() {
-		return river.JobCancel(err)
+	var result error
+	switch {
+	case errors.As(err, &temp) && !temp.Temporary():
+		result = river.JobCancel(err)
+	case age >= w.maxAge:
+		err = fmt.Errorf("gave up after %s (queue.max_age %s): %w", age.Round(time.Second), w.maxAge, err)
+		result = river.JobCancel(err)
+	case ctx.Err() != nil:
+		// Stopped or timed out, not failed: retry it, while attempts last.
+		if job.Attempt < job.MaxAttempts {
+			return err
+		}
+		result = err
+	default:
+		if d := RetryAfter(err); d > 0 {
+			return river.JobSnooze(d)
+		}
+		if job.Attempt < job.MaxAttempts {
+			if d := RetryDelay(err); d > 0 {
+				w.policy.atLeast(job.ID, w.now().Add(d))
+			}
+			return err
+		}
+		result = err
 	}
-	if d := RetryAfter(err); d > 0 {
-		return river.JobSnooze(d)
-	}
-	return err
+	// Cancelled or out of attempts: River will not run it again.
+	w.proc.GaveUp(context.WithoutCancel(ctx), job.Args.DeliveryID, err)
+	return result
 }
 
-// RetryAfter returns how long an error asks the caller to wait, or 0.
+// RetryAfter returns how long an error asks the job to wait without using
+// an attempt, or 0.
 func RetryAfter(err error) time.Duration {
 	var ra interface{ RetryAfterDuration() time.Duration }
 	if errors.As(err, &ra) {
 		return ra.RetryAfterDuration()
 	}
 	return 0
+}
+
+// RetryDelay returns the least wait an upstream asked for before the next
+// attempt, or 0.
+func RetryDelay(err error) time.Duration {
+	var rd interface{ RetryDelay() time.Duration }
+	if errors.As(err, &rd) {
+		return rd.RetryDelay()
+	}
+	return 0
+}
+
+// retryPolicy is exponential backoff with full jitter: attempt n waits a
+// random time in [0, min(max, base·2^(n-1))), so jobs that failed together
+// do not come back together; and never less than the upstream asked for.
+type retryPolicy struct {
+	base, max time.Duration
+	// floors holds, per job id, the earliest retry an error asked for; the
+	// worker sets it just before River asks NextRetry in the same process.
+	floors sync.Map
+}
+
+func (p *retryPolicy) atLeast(jobID int64, t time.Time) { p.floors.Store(jobID, t) }
+
+// NextRetry implements river.ClientRetryPolicy.
+func (p *retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	now := time.Now()
+	next := now.Add(p.delay(len(job.Errors) + 1))
+	if v, ok := p.floors.LoadAndDelete(job.ID); ok {
+		if floor := v.(time.Time); floor.After(next) {
+			next = floor
+		}
+	}
+	return next
+}
+
+func (p *retryPolicy) delay(attempt int) time.Duration {
+	ceiling := p.max
+	if shift := attempt - 1; shift < 40 && p.base<<shift < p.max {
+		ceiling = p.base << shift
+	}
+	return rand.N(ceiling) + time.Millisecond
 }
 
 type dispatcher struct {

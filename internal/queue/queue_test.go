@@ -23,21 +23,29 @@ func (rateLimited) RetryAfterDuration() time.Duration { return time.Hour }
 
 // processor answers each delivery with the error planned for it.
 type processor struct {
-	mu    sync.Mutex
-	plan  map[int64]error
-	calls map[int64]int
+	mu     sync.Mutex
+	plan   map[int64]error
+	calls  map[int64]int
+	gaveUp map[int64]int
 }
 
-func (p *processor) Process(_ context.Context, id int64, _ string, _ bool) error {
+func (p *processor) Process(_ context.Context, id int64, _ string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls[id]++
 	return p.plan[id]
 }
 
+func (p *processor) GaveUp(_ context.Context, id int64, _ error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gaveUp[id]++
+}
+
 // TestWorkerMapsErrors checks what River does with each kind of outcome:
 // success completes, a permanent error cancels after one attempt, a rate
-// limit snoozes without using an attempt, anything else is retried.
+// limit snoozes without using an attempt, anything else is retried until
+// the attempts run out. The processor hears of each final failure once.
 func TestWorkerMapsErrors(t *testing.T) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"))
@@ -51,8 +59,9 @@ func TestWorkerMapsErrors(t *testing.T) {
 	if err := queue.Migrate(ctx, st); err != nil {
 		t.Fatal(err)
 	}
-	proc := &processor{calls: map[int64]int{}}
-	q, err := queue.New(st, queue.Options{Workers: 4, MaxAttempts: 5, JobTimeout: 10 * time.Second, RescueAfter: time.Minute, Processor: proc})
+	proc := &processor{calls: map[int64]int{}, gaveUp: map[int64]int{}}
+	q, err := queue.New(st, queue.Options{Workers: 4, MaxAttempts: 5, MaxBackoff: 50 * time.Millisecond,
+		JobTimeout: 10 * time.Second, RescueAfter: time.Minute, Processor: proc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +94,7 @@ func TestWorkerMapsErrors(t *testing.T) {
 	if err := q.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"ok": "completed", "perm": "cancelled", "limited": "scheduled", "flaky": "retryable"}
+	want := map[string]string{"ok": "completed", "perm": "cancelled", "limited": "scheduled", "flaky": "discarded"}
 	deadline := time.Now().Add(20 * time.Second)
 	var got map[string]string
 	for time.Now().Before(deadline) {
@@ -115,6 +124,18 @@ func TestWorkerMapsErrors(t *testing.T) {
 	if err := st.DB.QueryRow(`SELECT attempt FROM river_job WHERE kind = 'process_delivery' AND json_extract(args, '$.delivery_id') = ?`,
 		ids["perm"]).Scan(&attempt); err != nil || attempt != 1 {
 		t.Errorf("permanent failure attempts = %d, %v; want 1", attempt, err)
+	}
+	proc.mu.Lock()
+	defer proc.mu.Unlock()
+	wantCalls := map[string]int{"ok": 1, "perm": 1, "limited": 1, "flaky": 5}
+	wantGaveUp := map[string]int{"perm": 1, "flaky": 1}
+	for guid, id := range ids {
+		if got := proc.calls[id]; got != wantCalls[guid] {
+			t.Errorf("%s: Process calls = %d, want %d", guid, got, wantCalls[guid])
+		}
+		if got := proc.gaveUp[id]; got != wantGaveUp[guid] {
+			t.Errorf("%s: GaveUp calls = %d, want %d", guid, got, wantGaveUp[guid])
+		}
 	}
 }
 

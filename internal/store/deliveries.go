@@ -14,13 +14,16 @@ const (
 	StatusQueued  = "queued"  // stored, its job not finished yet
 	StatusDone    = "done"    // handled: the model was asked and GitHub updated
 	StatusSkipped = "skipped" // deliberately not handled; Reason says why
-	StatusFailed  = "failed"  // gave up; Reason holds the last error
+	StatusFailed  = "failed"  // gave up (a dead letter); Reason holds the last error
+	// StatusDiscarded is a dead letter an operator took out of the queue.
+	StatusDiscarded = "discarded"
 )
 
 // Delivery is one webhook delivery as GitHub sent it.
 type Delivery struct {
 	ID             int64
 	HookID         string
+	HookTarget     string // repository, organization or integration (a GitHub App's hook)
 	GUID           string
 	Event          string
 	Action         string
@@ -47,8 +50,8 @@ func (d Delivery) EventName() string {
 // including a copy earlier in the same batch.
 func (s *Store) InsertDeliveries(ctx context.Context, tx *sql.Tx, ds []Delivery) ([]int64, error) {
 	stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO hw_deliveries
-		(hook_id, guid, event, action, repo, installation_id, sender, payload, received_at, status, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		(hook_id, hook_target, guid, event, action, repo, installation_id, sender, payload, received_at, status, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (hook_id, guid) DO NOTHING`))
 	if err != nil {
 		return nil, fmt.Errorf("insert deliveries: %w", err)
@@ -60,7 +63,7 @@ func (s *Store) InsertDeliveries(ctx context.Context, tx *sql.Tx, ds []Delivery)
 		// Exec and LastInsertId cost SQLite less than RETURNING and a row
 		// scan, on the hottest path hookwise has. (PostgreSQL's driver has
 		// no LastInsertId: its store will need RETURNING here.)
-		res, err := stmt.ExecContext(ctx, d.HookID, d.GUID, d.Event, d.Action, d.Repo, d.InstallationID,
+		res, err := stmt.ExecContext(ctx, d.HookID, d.HookTarget, d.GUID, d.Event, d.Action, d.Repo, d.InstallationID,
 			d.Sender, d.Payload, d.ReceivedAt.UnixMilli(), StatusQueued, now)
 		if err != nil {
 			return nil, fmt.Errorf("insert delivery %s: %w", d.GUID, err)
@@ -72,12 +75,12 @@ func (s *Store) InsertDeliveries(ctx context.Context, tx *sql.Tx, ds []Delivery)
 	return ids, nil
 }
 
-const deliveryColumns = `id, hook_id, guid, event, action, repo, installation_id, sender, received_at, status, reason, updated_at`
+const deliveryColumns = `id, hook_id, hook_target, guid, event, action, repo, installation_id, sender, received_at, status, reason, updated_at`
 
 func scanDelivery(row interface{ Scan(...any) error }, withPayload bool) (Delivery, error) {
 	var d Delivery
 	var received, updated int64
-	dest := []any{&d.ID, &d.HookID, &d.GUID, &d.Event, &d.Action, &d.Repo, &d.InstallationID,
+	dest := []any{&d.ID, &d.HookID, &d.HookTarget, &d.GUID, &d.Event, &d.Action, &d.Repo, &d.InstallationID,
 		&d.Sender, &received, &d.Status, &d.Reason, &updated}
 	if withPayload {
 		dest = append(dest, &d.Payload)
@@ -173,6 +176,19 @@ func (s *Store) SetDeliveryStatus(ctx context.Context, id int64, status, reason 
 // SetDeliveryStatusTx is SetDeliveryStatus inside tx.
 func (s *Store) SetDeliveryStatusTx(ctx context.Context, tx *sql.Tx, id int64, status, reason string) error {
 	return s.setDeliveryStatus(ctx, tx, id, status, reason)
+}
+
+// DeliveryStatusTx reads a delivery's status and reason in tx.
+func (s *Store) DeliveryStatusTx(ctx context.Context, tx *sql.Tx, id int64) (Delivery, error) {
+	d := Delivery{ID: id}
+	err := tx.QueryRowContext(ctx, s.q(`SELECT status, reason FROM hw_deliveries WHERE id = ?`), id).Scan(&d.Status, &d.Reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Delivery{}, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Delivery{}, fmt.Errorf("delivery %d: %w", id, err)
+	}
+	return d, nil
 }
 
 func (s *Store) setDeliveryStatus(ctx context.Context, db interface {

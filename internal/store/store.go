@@ -42,8 +42,8 @@ type Store struct {
 	DB      *sql.DB
 	Dialect Dialect
 	now     func() time.Time
-	// wal is the SQLite write-ahead log that Sync flushes.
-	wal string
+	// path is the SQLite file, and wal its write-ahead log that Sync flushes.
+	path, wal string
 }
 
 // IsPostgres reports whether url selects PostgreSQL rather than a SQLite file.
@@ -84,7 +84,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	st := &Store{DB: db, Dialect: SQLite, now: time.Now, wal: path + "-wal"}
+	st := &Store{DB: db, Dialect: SQLite, now: time.Now, path: path, wal: path + "-wal"}
 	// The first read creates the log; make its name durable too.
 	if _, err := db.ExecContext(ctx, `SELECT count(*) FROM sqlite_master`); err != nil {
 		db.Close()
@@ -226,7 +226,39 @@ func (s *Store) Ready(ctx context.Context) error {
 	if applied < len(files) {
 		return fmt.Errorf("database: %d of %d migrations applied", applied, len(files))
 	}
+	// Reading is not enough: a full disk or a read-only file still answers
+	// queries. Only a synced commit shows that a 202 could be given.
+	_, err = s.DB.ExecContext(ctx, s.q(`INSERT INTO hw_health (id, checked_at) VALUES (1, ?)
+		ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at`), s.millis())
+	if err == nil {
+		err = s.Sync(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("database does not take writes: %w", err)
+	}
 	return nil
+}
+
+// LockServing makes sure only one process serves from a SQLite file: River
+// on SQLite has one worker process, which is what lets a restart take back
+// the jobs its predecessor left running at once (see queue.RescueOrphans).
+// The lock dies with the process. PostgreSQL needs no lock.
+func (s *Store) LockServing() (unlock func(), err error) {
+	if s.Dialect != SQLite {
+		return func() {}, nil
+	}
+	f, err := os.OpenFile(s.path+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", s.path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another hookwise is already serving from %s (SQLite has one serving process; move to PostgreSQL to run several)", s.path)
+		}
+		return nil, fmt.Errorf("lock %s: %w", s.path, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // Tx runs fn in a transaction and commits it when fn returns nil.

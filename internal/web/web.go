@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hookwise/hookwise/internal/queue"
 	"github.com/hookwise/hookwise/internal/store"
 )
 
@@ -36,6 +37,11 @@ type Store interface {
 // Queue is what the web surface asks of the job queue.
 type Queue interface {
 	Replay(ctx context.Context, deliveryID int64) error
+	DeadLetters(ctx context.Context, limit int, before int64) ([]store.Delivery, error)
+	DeadLetter(ctx context.Context, ref string) (queue.DeadLetter, error)
+	RetryDead(ctx context.Context, deliveryID int64) error
+	RetryAllDead(ctx context.Context) (int, error)
+	DiscardDead(ctx context.Context, deliveryID int64) error
 	// JobCounts maps River job states to how many jobs are in each.
 	JobCounts(ctx context.Context) (map[string]int64, error)
 }
@@ -104,6 +110,11 @@ func NewHandler(opts Options) http.Handler {
 	mux.Handle("GET /api/v1/deliveries", s.admin(s.listDeliveries))
 	mux.Handle("GET /api/v1/deliveries/{ref}", s.admin(s.showDelivery))
 	mux.Handle("POST /api/v1/deliveries/{ref}/replay", s.admin(s.replayDelivery))
+	mux.Handle("GET /api/v1/dlq", s.admin(s.listDead))
+	mux.Handle("POST /api/v1/dlq/retry", s.admin(s.retryAllDead))
+	mux.Handle("GET /api/v1/dlq/{ref}", s.admin(s.showDead))
+	mux.Handle("POST /api/v1/dlq/{ref}/retry", s.admin(s.retryDead))
+	mux.Handle("POST /api/v1/dlq/{ref}/discard", s.admin(s.discardDead))
 	return mux
 }
 

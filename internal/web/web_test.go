@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hookwise/hookwise/internal/queue"
 	"github.com/hookwise/hookwise/internal/store"
 	"github.com/hookwise/hookwise/internal/web"
 )
@@ -26,8 +27,10 @@ const token = "s3cret-admin-token"
 
 var _ web.Store = (*store.Store)(nil)
 
-// fakeQueue records replays and reports fixed job counts.
+// fakeQueue records replays and reports fixed job counts; the dead-letter
+// queue is the real one (an insert-only River client on the fixture's store).
 type fakeQueue struct {
+	*queue.Queue
 	mu       sync.Mutex
 	replayed []int64
 	counts   map[string]int64
@@ -78,7 +81,14 @@ func newFixture(t *testing.T, adminToken string) *fixture {
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
-	f := &fixture{st: st, path: path, q: &fakeQueue{counts: map[string]int64{"available": 3, "completed": 10}}}
+	if err := queue.Migrate(ctx, st); err != nil {
+		t.Fatalf("queue.Migrate: %v", err)
+	}
+	realQueue, err := queue.New(st, queue.Options{})
+	if err != nil {
+		t.Fatalf("queue.New: %v", err)
+	}
+	f := &fixture{st: st, path: path, q: &fakeQueue{Queue: realQueue, counts: map[string]int64{"available": 3, "completed": 10}}}
 	var ds []store.Delivery
 	for i := range 7 {
 		repo, event := "octo/a", "issues"
@@ -383,7 +393,7 @@ func TestListDeliveriesBadQuery(t *testing.T) {
 		{"?limit=99999999999999999999", limitErr},
 		{"?before=x", "before: want a delivery id, a whole number above 0"},
 		{"?before=0", "before: want a delivery id, a whole number above 0"},
-		{"?status=weird", "status: want one of queued, done, skipped, failed"},
+		{"?status=weird", "status: want one of queued, done, skipped, failed, discarded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -589,5 +599,73 @@ func TestWebhookMounted(t *testing.T) {
 		if w := f.do(t, "GET", path, ""); w.Code != http.StatusMethodNotAllowed {
 			t.Errorf("GET %s = %d, want 405", path, w.Code)
 		}
+	}
+}
+
+// The dead-letter queue through the admin API: the failed delivery is
+// listed and shown with its reason; retrying queues it again (and a second
+// retry is a conflict); discarding takes it out but keeps why it failed.
+func TestDeadLetterAPI(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "tok")
+	failed := f.guids[1]
+	call := func(method, target, tok string) (int, string) {
+		t.Helper()
+		rec := f.do(t, method, target, tok)
+		return rec.Code, rec.Body.String()
+	}
+
+	code, body := call(http.MethodGet, "/api/v1/dlq", "tok")
+	var list struct {
+		DeadLetters []struct {
+			GUID   string `json:"guid"`
+			Reason string `json:"reason"`
+		} `json:"dead_letters"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); err != nil || code != http.StatusOK {
+		t.Fatalf("GET /api/v1/dlq = %d %s (%v)", code, body, err)
+	}
+	if len(list.DeadLetters) != 1 || list.DeadLetters[0].GUID != failed || list.DeadLetters[0].Reason != "github: 502" {
+		t.Errorf("dead letters = %+v, want only %s with reason %q", list.DeadLetters, failed, "github: 502")
+	}
+
+	code, body = call(http.MethodGet, "/api/v1/dlq/"+failed, "tok")
+	if code != http.StatusOK || !strings.Contains(body, `"reason":"github: 502"`) || !strings.Contains(body, `"jobs":[]`) {
+		t.Errorf("GET /api/v1/dlq/%s = %d %s, want the delivery with its reason and no River jobs", failed, code, body)
+	}
+	if code, _ := call(http.MethodPost, "/api/v1/dlq/"+f.guids[0]+"/retry", "tok"); code != http.StatusConflict {
+		t.Errorf("retry of a done delivery = %d, want %d", code, http.StatusConflict)
+	}
+	if code, body := call(http.MethodPost, "/api/v1/dlq/"+failed+"/retry", "tok"); code != http.StatusAccepted {
+		t.Fatalf("retry = %d %s, want %d", code, body, http.StatusAccepted)
+	}
+	d, err := f.st.FindDelivery(t.Context(), failed)
+	if err != nil || d.Status != store.StatusQueued {
+		t.Errorf("after retry: status = %q (%v), want queued", d.Status, err)
+	}
+	var jobs int
+	if err := f.st.DB.QueryRow(`SELECT COUNT(*) FROM river_job WHERE kind = 'process_delivery'
+		AND json_extract(args, '$.delivery_id') = ?`, d.ID).Scan(&jobs); err != nil || jobs != 1 {
+		t.Errorf("process jobs for the retried delivery = %d (%v), want 1", jobs, err)
+	}
+	if code, _ := call(http.MethodPost, "/api/v1/dlq/"+failed+"/retry", "tok"); code != http.StatusConflict {
+		t.Errorf("second retry = %d, want %d", code, http.StatusConflict)
+	}
+
+	if err := f.st.SetDeliveryStatus(t.Context(), d.ID, store.StatusFailed, "claude: 401 authentication_error"); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := call(http.MethodPost, "/api/v1/dlq/"+failed+"/discard", "tok"); code != http.StatusOK {
+		t.Fatalf("discard = %d %s", code, body)
+	}
+	d, _ = f.st.FindDelivery(t.Context(), failed)
+	if d.Status != store.StatusDiscarded || !strings.Contains(d.Reason, "401") {
+		t.Errorf("after discard: %q %q, want discarded, still saying why it failed", d.Status, d.Reason)
+	}
+	if code, body := call(http.MethodGet, "/api/v1/dlq", "tok"); code != http.StatusOK || strings.Contains(body, failed) {
+		t.Errorf("GET /api/v1/dlq after discard = %d %s, want it gone", code, body)
+	}
+	if code, _ := call(http.MethodGet, "/api/v1/dlq", ""); code != http.StatusUnauthorized {
+		t.Errorf("GET /api/v1/dlq without a token = %d, want %d", code, http.StatusUnauthorized)
 	}
 }
