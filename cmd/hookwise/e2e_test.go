@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hookwise/hookwise/internal/fake"
+	"github.com/hookwise/hookwise/internal/store"
 )
 
 // buildBinary compiles hookwise once for the tests that run it as a process.
@@ -83,14 +84,21 @@ func waitReady(t *testing.T, addr string) {
 	t.Fatalf("hookwise on %s not ready after 30s", addr)
 }
 
-// TestSIGKILLLosesNothing acknowledges 2,000 new issues, kills hookwise with
-// SIGKILL while the model calls (0.5 s each) are under way, starts it again,
-// and checks that every acknowledged delivery ends with exactly one comment.
+// TestSIGKILLLosesNothing acknowledges 2,000 new issues, then kills
+// hookwise with SIGKILL five times while model calls (0.5 s each) are under
+// way, starting it again each time. Every acknowledged delivery must end
+// with exactly one comment, and the jobs each kill left running must be
+// finished within 2 minutes of the restart. The job timeout and rescue
+// delay are the defaults (2 and 5 minutes): the restart takes its
+// predecessor's running jobs back at once instead of waiting for them.
 func TestSIGKILLLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs hookwise as a process for about a minute")
 	}
-	const n = 2000
+	const (
+		n     = 2000
+		kills = 5
+	)
 	bin := buildBinary(t)
 	github := fake.NewGitHub(fake.GitHubOptions{Tokens: []string{"gh-token"}, RateLimit: 1_000_000})
 	model := fake.NewAnthropic(fake.AnthropicOptions{APIKey: "model-key", Latency: 500 * time.Millisecond,
@@ -102,18 +110,19 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "hookwise.yaml")
-	yaml := "queue:\n  workers: 100\n  job_timeout: 10s\n  rescue_after: 15s\nanthropic:\n  max_concurrency: 100\nshutdown_timeout: 2s\n"
+	yaml := "queue:\n  workers: 100\nanthropic:\n  max_concurrency: 100\ngithub:\n  writes_per_minute: 100000\n  writes_per_hour: 1000000\n  max_concurrency: 100\nshutdown_timeout: 2s\n"
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
+	dbPath := filepath.Join(dir, "hookwise.db")
 	env := []string{
-		"HOOKWISE_CONFIG=" + cfgPath, "HOOKWISE_LISTEN=" + addr, "HOOKWISE_DATABASE_URL=" + filepath.Join(dir, "hookwise.db"),
+		"HOOKWISE_CONFIG=" + cfgPath, "HOOKWISE_LISTEN=" + addr, "HOOKWISE_DATABASE_URL=" + dbPath,
 		"HOOKWISE_LOG_FORMAT=json", "GITHUB_WEBHOOK_SECRET=" + "kill-secret", "GITHUB_TOKEN=gh-token",
 		"GITHUB_API_URL=" + ghSrv.URL + "/", "ANTHROPIC_API_KEY=model-key", "ANTHROPIC_BASE_URL=" + modelSrv.URL,
 	}
 	logPath := filepath.Join(dir, "hookwise.log")
-	first := startServe(t, bin, env, logPath)
+	running := startServe(t, bin, env, logPath)
 	waitReady(t, addr)
 
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -140,25 +149,37 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 	wg.Wait()
 	failed.Range(func(k, v any) bool { t.Errorf("delivery %v not acknowledged: %v", k, v); return true })
 
-	// Kill while work is in flight: some analyses done, most not.
-	deadline := time.Now().Add(60 * time.Second)
-	for model.Calls() < 200 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = first.cmd.Wait()
-	killedAt := model.Calls()
-	commented := countCommented(github, n)
-	t.Logf("killed after %d model calls, %d issues commented", killedAt, commented)
-	if commented >= n {
-		t.Fatalf("all %d issues were done before the kill; the test proves nothing", n)
+	for k := 1; k <= kills; k++ {
+		// Kill while work is in flight: some analyses done, many not.
+		target := model.Calls() + 150
+		deadline := time.Now().Add(60 * time.Second)
+		for model.Calls() < target && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err := running.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = running.cmd.Wait()
+		orphans := runningIssues(t, dbPath)
+		commented := countCommented(github, n)
+		t.Logf("kill %d: after %d model calls, %d issues commented, %d jobs left running", k, model.Calls(), commented, len(orphans))
+		if commented >= n || len(orphans) == 0 {
+			t.Fatalf("kill %d came when nothing was in flight; the test proves nothing", k)
+		}
+
+		running = startServe(t, bin, env, logPath)
+		restarted := time.Now()
+		waitReady(t, addr)
+		for !allCommented(github, orphans) && time.Since(restarted) < 2*time.Minute {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !allCommented(github, orphans) {
+			t.Fatalf("kill %d: the %d jobs left running were not finished within 2 minutes of the restart", k, len(orphans))
+		}
+		t.Logf("kill %d: the jobs left running were finished %s after the restart", k, time.Since(restarted).Round(time.Millisecond))
 	}
 
-	startServe(t, bin, env, logPath)
-	waitReady(t, addr)
-	deadline = time.Now().Add(4 * time.Minute)
+	deadline := time.Now().Add(4 * time.Minute)
 	for countCommented(github, n) < n && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -173,6 +194,48 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 	if stats.ByStatus["done"] != n {
 		t.Errorf("stats by_status = %v, want %d done", stats.ByStatus, n)
 	}
+}
+
+// runningIssues reads, from the database of a killed hookwise, the issue
+// numbers whose processing jobs it left running.
+func runningIssues(t *testing.T, dbPath string) []int {
+	t.Helper()
+	st, err := store.Open(context.Background(), dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rows, err := st.DB.Query(`SELECT d.guid FROM river_job j JOIN hw_deliveries d
+		ON d.id = json_extract(j.args, '$.delivery_id') WHERE j.state = 'running' AND j.kind = 'process_delivery'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var issues []int
+	for rows.Next() {
+		var guid string
+		var i int
+		if err := rows.Scan(&guid); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fmt.Sscanf(guid, "kill-%05d", &i); err != nil {
+			t.Fatalf("unexpected GUID %q", guid)
+		}
+		issues = append(issues, i)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return issues
+}
+
+func allCommented(g *fake.GitHub, issues []int) bool {
+	for _, i := range issues {
+		if len(g.Comments("acme/app", i)) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func countCommented(g *fake.GitHub, n int) int {

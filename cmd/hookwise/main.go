@@ -35,6 +35,10 @@ commands:
   deliveries list [flags]    list stored deliveries (--status, --repo, --limit)
   deliveries show <id|guid>  show one delivery and its analysis
   replay <id|guid>           process a stored delivery again from the start
+  dlq list [--limit N]       list the dead letters: deliveries whose processing gave up
+  dlq show <id|guid>         why it failed: the final error and every attempt's
+  dlq retry <id|guid>|--all  process dead letters again from the start
+  dlq discard <id|guid>      take a dead letter out of the queue (it stays stored)
 
 Every command takes --config FILE (or HOOKWISE_CONFIG).
 `
@@ -56,11 +60,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", os.Getenv("HOOKWISE_CONFIG"), "YAML configuration file")
 	keep := fs.Bool("keep", false, "demo: leave the server running after the run")
-	status := fs.String("status", "", "deliveries list: only this status (queued, done, skipped, failed)")
+	status := fs.String("status", "", "deliveries list: only this status (queued, done, skipped, failed, discarded)")
 	repo := fs.String("repo", "", "deliveries list: only this repository (owner/name)")
-	limit := fs.Int("limit", 50, "deliveries list: how many")
+	limit := fs.Int("limit", 50, "deliveries list, dlq list: how many")
+	all := fs.Bool("all", false, "dlq retry: every dead letter")
 	sub := ""
-	if cmd == "deliveries" && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if (cmd == "deliveries" || cmd == "dlq") && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
@@ -95,6 +100,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "deliveries":
 		return deliveries(ctx, cfg, sub, fs.Args(), store.DeliveryFilter{Status: *status, Repo: *repo, Limit: *limit}, stdout)
+	case "dlq":
+		return dlq(ctx, cfg, sub, fs.Args(), *all, *limit, stdout)
 	case "replay":
 		if fs.NArg() != 1 {
 			return errors.New("usage: hookwise replay <id|guid>")

@@ -103,6 +103,8 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	q, err := queue.New(st, queue.Options{
 		Workers:     cfg.Queue.Workers,
 		MaxAttempts: cfg.Queue.MaxAttempts,
+		MaxAge:      time.Duration(cfg.Queue.MaxAge),
+		MaxBackoff:  time.Duration(cfg.Queue.MaxBackoff),
 		JobTimeout:  time.Duration(cfg.Queue.JobTimeout),
 		RescueAfter: time.Duration(cfg.Queue.RescueAfter),
 		Processor:   pipe,
@@ -132,6 +134,18 @@ func (a *App) Handler() http.Handler { return a.handler }
 // running jobs finish within the shutdown timeout. Unfinished jobs are
 // picked up again on the next start.
 func (a *App) Run(ctx context.Context, ln net.Listener) error {
+	unlock, err := a.Store.LockServing()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// Jobs left running by a process that died are ours to take back now;
+	// River's rescuer would wait queue.rescue_after.
+	if n, err := a.Queue.RescueOrphans(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		a.log.Info("rescued jobs left running by the previous process", "jobs", n)
+	}
 	if err := a.Queue.Start(ctx); err != nil {
 		return fmt.Errorf("start queue: %w", err)
 	}
