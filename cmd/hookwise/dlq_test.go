@@ -34,8 +34,10 @@ func TestPermanentErrorToDeadLetterAndBack(t *testing.T) {
 			wantShow: []string{"claude: 401 authentication_error", "invalid x-api-key", "request_id"},
 		},
 		{
-			name:     "GitHub answers 404 on the comment",
-			break_:   func(g *fake.GitHub, _ *fake.Anthropic) { g.FailNext("POST", "/repos/acme/app/issues/1/comments", 404, 1) },
+			name: "GitHub answers 404 on the comment",
+			break_: func(g *fake.GitHub, _ *fake.Anthropic) {
+				g.FailNext("POST", "/repos/acme/app/issues/1/comments", 404, 1)
+			},
 			fix:      func(*fake.GitHub, *fake.Anthropic) {},
 			wantShow: []string{"github: 404 Not Found", "request"},
 		},
@@ -44,7 +46,7 @@ func TestPermanentErrorToDeadLetterAndBack(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			github := fake.NewGitHub(fake.GitHubOptions{Tokens: []string{"gh-token"}})
 			model := fake.NewAnthropic(fake.AnthropicOptions{APIKey: "model-key"})
-			endpoint, db := startInProcess(t, github, model)
+			endpoint, db, _ := startInProcess(t, github, model)
 			t.Setenv("HOOKWISE_DATABASE_URL", db)
 			t.Setenv("HOOKWISE_CONFIG", "")
 			tt.break_(github, model)
@@ -97,8 +99,9 @@ func TestPermanentErrorToDeadLetterAndBack(t *testing.T) {
 }
 
 // startInProcess runs hookwise in this process against the fakes, on a
-// temporary SQLite file, and returns its webhook URL and database path.
-func startInProcess(t *testing.T, github *fake.GitHub, model *fake.Anthropic) (endpoint, db string) {
+// temporary SQLite file, and returns its webhook URL, its database path and
+// the fake GitHub's API URL.
+func startInProcess(t *testing.T, github *fake.GitHub, model *fake.Anthropic) (endpoint, db, githubURL string) {
 	t.Helper()
 	ghSrv := httptest.NewServer(github)
 	t.Cleanup(ghSrv.Close)
@@ -129,7 +132,7 @@ func startInProcess(t *testing.T, github *fake.GitHub, model *fake.Anthropic) (e
 		}
 		a.Close()
 	})
-	return "http://" + ln.Addr().String() + "/webhook", cfg.DatabaseURL
+	return "http://" + ln.Addr().String() + "/webhook", cfg.DatabaseURL, cfg.GitHub.APIURL
 }
 
 func waitStatus(t *testing.T, db, guid, want string) {

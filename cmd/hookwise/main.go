@@ -39,6 +39,8 @@ commands:
   dlq show <id|guid>         why it failed: the final error and every attempt's
   dlq retry <id|guid>|--all  process dead letters again from the start
   dlq discard <id|guid>      take a dead letter out of the queue (it stays stored)
+  redeliver --since 24h [--dry-run]
+                             ask GitHub to redeliver what its hooks failed to deliver
 
 Every command takes --config FILE (or HOOKWISE_CONFIG).
 `
@@ -64,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	repo := fs.String("repo", "", "deliveries list: only this repository (owner/name)")
 	limit := fs.Int("limit", 50, "deliveries list, dlq list: how many")
 	all := fs.Bool("all", false, "dlq retry: every dead letter")
+	since := fs.Duration("since", 24*time.Hour, "redeliver: how far back to look (at most 72h)")
+	dryRun := fs.Bool("dry-run", false, "redeliver: report what would be redelivered, request nothing")
 	sub := ""
 	if (cmd == "deliveries" || cmd == "dlq") && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
@@ -102,6 +106,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return deliveries(ctx, cfg, sub, fs.Args(), store.DeliveryFilter{Status: *status, Repo: *repo, Limit: *limit}, stdout)
 	case "dlq":
 		return dlq(ctx, cfg, sub, fs.Args(), *all, *limit, stdout)
+	case "redeliver":
+		return redeliver(ctx, cfg, *since, *dryRun, stdout, log)
 	case "replay":
 		if fs.NArg() != 1 {
 			return errors.New("usage: hookwise replay <id|guid>")

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/riverqueue/river"
 
 	"github.com/hookwise/hookwise/internal/claude"
 	"github.com/hookwise/hookwise/internal/config"
@@ -78,16 +79,9 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	github, err := gh.New(gh.Options{
-		HTTPClient: instrumentedClient(reg, "github"),
-		BaseURL:    cfg.GitHub.APIURL,
-		Token:      cfg.GitHub.Token.Value(),
-		AppID:      cfg.GitHub.AppID,
-		PrivateKey: []byte(cfg.GitHub.AppPrivateKey.Value()),
-		UserAgent:  "hookwise",
-	})
+	github, err := newGitHub(cfg, instrumentedClient(reg, "github"))
 	if err != nil {
-		return nil, fmt.Errorf("github: %w", err)
+		return nil, err
 	}
 	model := claude.New(claude.Options{
 		HTTPClient:     instrumentedClient(reg, "anthropic"),
@@ -109,6 +103,10 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		RescueAfter: time.Duration(cfg.Queue.RescueAfter),
 		Processor:   pipe,
 		Logger:      log,
+		Periodic:    periodic(cfg),
+		Register: func(w *river.Workers) {
+			river.AddWorker(w, &sweepWorker{sweep: sweeper(cfg, st, github, log), log: log})
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -124,6 +122,34 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		AdminToken: cfg.AdminToken.Value(), Logger: log,
 	})
 	return &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, handler: handler, stopWebhook: sync.OnceFunc(wh.Close)}, nil
+}
+
+// newGitHub builds the GitHub client from the configuration.
+func newGitHub(cfg config.Config, hc *http.Client) (*gh.Client, error) {
+	github, err := gh.New(gh.Options{
+		HTTPClient: hc,
+		BaseURL:    cfg.GitHub.APIURL,
+		Token:      cfg.GitHub.Token.Value(),
+		AppID:      cfg.GitHub.AppID,
+		PrivateKey: []byte(cfg.GitHub.AppPrivateKey.Value()),
+		UserAgent:  "hookwise",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("github: %w", err)
+	}
+	return github, nil
+}
+
+// periodic lists the leader's periodic jobs besides the queue's own.
+func periodic(cfg config.Config) []*river.PeriodicJob {
+	if cfg.Sweep.Interval <= 0 {
+		return nil
+	}
+	// The first sweep runs at start: what GitHub failed to deliver while
+	// hookwise was down is asked for again at once.
+	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(time.Duration(cfg.Sweep.Interval)),
+		func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, &river.InsertOpts{MaxAttempts: 1} },
+		&river.PeriodicJobOpts{ID: "sweep_deliveries", RunOnStart: true})}
 }
 
 // Handler is the HTTP surface: webhook, health, metrics and admin API.

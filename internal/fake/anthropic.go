@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,6 +26,10 @@ const (
 	anthDefaultTokensPerMinute   = 1_000_000
 )
 
+// anthDefaultSeed seeds the fault draws when AnthropicOptions.Seed is 0, so
+// that a run without a seed is still repeatable.
+const anthDefaultSeed = 0x5EED_A17E_0000_0001
+
 // Anthropic is an in-process fake of Anthropic's Messages API
 // (POST /v1/messages). It speaks the real wire format, so the official SDK
 // and hookwise's claude adapter work against it unchanged. It is safe for
@@ -38,9 +43,10 @@ type Anthropic struct {
 	requests    []AnthropicRequest
 	failures    []anthFailure
 	cache       map[[32]byte]time.Time // system prompt hash → last use
-	windowStart time.Time              // start of the current rate-limit minute
-	windowReqs  int64
-	windowToks  int64
+	reqBucket   anthBucket             // requests per minute
+	tokBucket   anthBucket             // tokens per minute
+	rng         *mrand.Rand            // fault draws
+	answers     map[int]int            // status → answers sent
 	inFlight    int
 	maxInFlight int
 }
@@ -54,11 +60,45 @@ type AnthropicOptions struct {
 	// which is sent verbatim (so a test can answer with prose). An error
 	// becomes a 500 api_error. Default: AnthropicSchemaResponder.
 	Respond func(req AnthropicRequest) (any, error)
-	// RequestsPerMinute and TokensPerMinute are the limits reported in the
-	// rate-limit headers; a call beyond them gets a 429 rate_limit_error.
+	// RequestsPerMinute and TokensPerMinute are the rate limits, enforced
+	// as token buckets the way the API documents them: each bucket holds
+	// up to its per-minute limit and refills continuously at limit/60 per
+	// second, rather than resetting at fixed intervals. A call that finds
+	// less than one request, or fewer tokens than its input, gets a 429
+	// rate_limit_error and consumes nothing. An admitted call takes one
+	// request and its input tokens (cache reads and writes included) at
+	// once, and its output tokens when it answers; output may drive the
+	// token bucket below zero, delaying later calls until it refills.
 	// Zero means 1000 requests and 1,000,000 tokens.
 	RequestsPerMinute, TokensPerMinute int64
-	Now                                func() time.Time // default time.Now; for cache expiry and rate-limit windows
+	Now                                func() time.Time // default time.Now; for cache expiry and the rate-limit buckets
+	// Faults are random failures: each call that passes authentication
+	// draws once, and the first fault whose cumulative probability covers
+	// the draw answers it instead of the model. A pending FailNext failure
+	// takes precedence (the draw is then spent unused). A fault is answered
+	// before the call is admitted, so it consumes no rate-limit capacity:
+	// the API does not charge for requests it turns away. Probabilities
+	// must be in [0, 1] and sum to at most 1; NewAnthropic panics otherwise.
+	Faults []AnthropicFault
+	// Seed seeds the fault draws (math/rand/v2 PCG); 0 picks a fixed
+	// default, so runs repeat either way.
+	Seed uint64
+}
+
+// AnthropicFault is one kind of random failure of the fake.
+type AnthropicFault struct {
+	Probability float64 // chance that a call gets this fault
+	Status      int     // HTTP status, 400–599; 529 is the API's "overloaded"
+	// Type is the error type in the body; "" picks the type the API uses
+	// for Status (429 rate_limit_error, 529 overloaded_error, 500
+	// api_error, ...).
+	Type string
+	// RetryAfter is sent in retry-after (whole seconds, rounded up) when
+	// positive. A 429 always carries retry-after, 1s when this is zero,
+	// along with rate-limit headers showing the fake's real buckets, which
+	// are not empty: what a client sees when it hits a limit the headers do
+	// not report, such as one of its organisation's.
+	RetryAfter time.Duration
 }
 
 // AnthropicRequest is a Messages API request as the fake decoded it.
@@ -90,7 +130,41 @@ func NewAnthropic(opts AnthropicOptions) *Anthropic {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Anthropic{opts: opts, apiKey: opts.APIKey, cache: map[[32]byte]time.Time{}}
+	sum := 0.0
+	faults := make([]AnthropicFault, len(opts.Faults))
+	for i, f := range opts.Faults {
+		if !(f.Probability >= 0 && f.Probability <= 1) {
+			panic(fmt.Sprintf("fake: AnthropicOptions.Faults[%d].Probability = %v, want in [0, 1]", i, f.Probability))
+		}
+		if f.Status < 400 || f.Status > 599 {
+			panic(fmt.Sprintf("fake: AnthropicOptions.Faults[%d].Status = %d, want 400–599", i, f.Status))
+		}
+		if f.Type == "" {
+			f.Type = anthTypeForStatus(f.Status)
+		}
+		if f.Status == http.StatusTooManyRequests && f.RetryAfter <= 0 {
+			f.RetryAfter = time.Second
+		}
+		sum += f.Probability
+		faults[i] = f
+	}
+	if sum > 1+1e-9 {
+		panic(fmt.Sprintf("fake: AnthropicOptions.Faults probabilities sum to %v, want at most 1", sum))
+	}
+	opts.Faults = faults
+	seed := opts.Seed
+	if seed == 0 {
+		seed = anthDefaultSeed
+	}
+	return &Anthropic{
+		opts:      opts,
+		apiKey:    opts.APIKey,
+		cache:     map[[32]byte]time.Time{},
+		reqBucket: newAnthBucket(opts.RequestsPerMinute),
+		tokBucket: newAnthBucket(opts.TokensPerMinute),
+		rng:       mrand.New(mrand.NewPCG(seed, seed^0x9E3779B97F4A7C15)),
+		answers:   map[int]int{},
+	}
 }
 
 // Calls returns the number of successful message calls.
@@ -105,6 +179,19 @@ func (a *Anthropic) Requests() []AnthropicRequest {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]AnthropicRequest(nil), a.requests...)
+}
+
+// Answers returns how many answers the fake has sent, by HTTP status:
+// successes, injected and random faults, 429s from the rate-limit buckets
+// and every other error.
+func (a *Anthropic) Answers() map[int]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[int]int, len(a.answers))
+	for status, n := range a.answers {
+		out[status] = n
+	}
+	return out
 }
 
 // MaxInFlight returns the most requests the fake has served at once.
@@ -187,8 +274,13 @@ func anthText(raw json.RawMessage) (text string, cached bool, err error) {
 	return strings.Join(parts, "\n"), cached, nil
 }
 
-// ServeHTTP serves POST /v1/messages; every other route is a 404.
-func (a *Anthropic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP serves POST /v1/messages; every other route is a 404. Every
+// answer to a call that passes authentication carries the rate-limit
+// headers; answers before that (401, unknown route or method) do not, as
+// the API cannot tell whose limits to report.
+func (a *Anthropic) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w := &anthAnswerWriter{ResponseWriter: rw}
+	defer a.count(w)
 	if r.URL.Path != "/v1/messages" {
 		anthWriteError(w, http.StatusNotFound, "not_found_error", "Not found", 0)
 		return
@@ -222,47 +314,56 @@ func (a *Anthropic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		anthWriteError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key", 0)
 		return
 	}
+	a.mu.Lock()
+	draw := a.rng.Float64()
+	a.mu.Unlock()
+
 	if r.Header.Get("anthropic-version") == "" {
-		anthWriteError(w, http.StatusBadRequest, "invalid_request_error", "anthropic-version: header is required", 0)
+		a.writeError(w, http.StatusBadRequest, "invalid_request_error", "anthropic-version: header is required", 0)
 		return
 	}
 
 	a.mu.Lock()
-	a.rollWindow()
 	if len(a.failures) > 0 {
 		f := a.failures[0]
 		a.failures = a.failures[1:]
-		a.writeLimitHeaders(w.Header())
 		a.mu.Unlock()
-		anthWriteError(w, f.status, f.errType, anthMessageForType(f.errType), f.retryAfter)
+		a.writeError(w, f.status, f.errType, anthMessageForType(f.errType), f.retryAfter)
 		return
 	}
 	a.mu.Unlock()
+	if f, ok := a.fault(draw); ok {
+		a.writeError(w, f.Status, f.Type, anthMessageForType(f.Type), f.RetryAfter)
+		return
+	}
 
 	var wire anthWireRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 32<<20)).Decode(&wire); err != nil {
-		anthWriteError(w, http.StatusBadRequest, "invalid_request_error", "invalid JSON body: "+err.Error(), 0)
+	if err := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 32<<20)).Decode(&wire); err != nil {
+		a.writeError(w, http.StatusBadRequest, "invalid_request_error", "invalid JSON body: "+err.Error(), 0)
 		return
 	}
 	req, cacheable, problem := anthDecode(wire)
 	if problem != "" {
-		anthWriteError(w, http.StatusBadRequest, "invalid_request_error", problem, 0)
+		a.writeError(w, http.StatusBadRequest, "invalid_request_error", problem, 0)
 		return
 	}
 
 	systemTokens := int64(len(req.System) / 4)
 	inputTokens := int64(len(req.Prompt) / 4)
 
+	// Admit the call, or turn it away without charging it.
 	a.mu.Lock()
-	a.rollWindow()
 	now := a.opts.Now()
-	if a.windowReqs >= a.opts.RequestsPerMinute || a.windowToks+systemTokens+inputTokens > a.opts.TokensPerMinute {
-		wait := a.windowStart.Add(time.Minute).Sub(now)
-		a.writeLimitHeaders(w.Header())
+	a.reqBucket.refill(now)
+	a.tokBucket.refill(now)
+	if wait := max(a.reqBucket.wait(1), a.tokBucket.wait(float64(systemTokens+inputTokens))); wait > 0 {
+		a.writeLimitHeaders(w.Header(), now)
 		a.mu.Unlock()
-		anthWriteError(w, http.StatusTooManyRequests, "rate_limit_error", anthMessageForType("rate_limit_error"), wait)
+		anthWriteError(w, http.StatusTooManyRequests, "rate_limit_error", anthMessageForType("rate_limit_error"), max(wait, time.Second))
 		return
 	}
+	a.reqBucket.take(1)
+	a.tokBucket.take(float64(systemTokens + inputTokens))
 	var cacheRead, cacheCreation int64
 	if cacheable && systemTokens > 0 {
 		key := sha256.Sum256([]byte(req.Model + "\x00" + req.System))
@@ -284,12 +385,12 @@ func (a *Anthropic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	answer, err := a.opts.Respond(req)
 	if err != nil {
-		anthWriteError(w, http.StatusInternalServerError, "api_error", "Internal server error: "+err.Error(), 0)
+		a.writeError(w, http.StatusInternalServerError, "api_error", "Internal server error: "+err.Error(), 0)
 		return
 	}
 	text, err := anthAnswerText(answer)
 	if err != nil {
-		anthWriteError(w, http.StatusInternalServerError, "api_error", "Internal server error: "+err.Error(), 0)
+		a.writeError(w, http.StatusInternalServerError, "api_error", "Internal server error: "+err.Error(), 0)
 		return
 	}
 	stopReason := "end_turn"
@@ -304,9 +405,10 @@ func (a *Anthropic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.calls++
 	a.requests = append(a.requests, req)
-	a.windowReqs++
-	a.windowToks += inputTokens + cacheCreation + cacheRead + outputTokens
-	a.writeLimitHeaders(w.Header())
+	now = a.opts.Now()
+	a.tokBucket.refill(now)
+	a.tokBucket.take(float64(outputTokens))
+	a.writeLimitHeaders(w.Header(), now)
 	a.mu.Unlock()
 
 	body := map[string]any{
@@ -330,6 +432,119 @@ func (a *Anthropic) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	anthWriteJSON(w, http.StatusOK, body)
+}
+
+// fault returns the random fault that draw, a number in [0, 1), selects.
+func (a *Anthropic) fault(draw float64) (AnthropicFault, bool) {
+	cum := 0.0
+	for _, f := range a.opts.Faults {
+		cum += f.Probability
+		if draw < cum {
+			return f, true
+		}
+	}
+	return AnthropicFault{}, false
+}
+
+// writeError writes an error answer to an authenticated call, with the
+// rate-limit headers as the buckets stand.
+func (a *Anthropic) writeError(w http.ResponseWriter, status int, errType, message string, retryAfter time.Duration) {
+	a.mu.Lock()
+	a.writeLimitHeaders(w.Header(), a.opts.Now())
+	a.mu.Unlock()
+	anthWriteError(w, status, errType, message, retryAfter)
+}
+
+// count records the status of the answer w sent, if it sent one (a call
+// abandoned by its client during Latency gets none).
+func (a *Anthropic) count(w *anthAnswerWriter) {
+	if w.status == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.answers[w.status]++
+}
+
+// anthAnswerWriter remembers the status a handler answered with.
+type anthAnswerWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *anthAnswerWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *anthAnswerWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// anthBucket is one rate limit as a token bucket: it holds up to limit
+// units and refills continuously at limit per minute. The level may go
+// below zero when a call uses more than it was admitted with (its output).
+type anthBucket struct {
+	limit float64
+	level float64
+	last  time.Time // when level was last brought up to date
+}
+
+// anthBucketSlack absorbs floating-point error, so that a bucket refilled
+// to exactly n units counts as holding n.
+const anthBucketSlack = 1e-9
+
+func newAnthBucket(limit int64) anthBucket {
+	return anthBucket{limit: float64(limit), level: float64(limit)}
+}
+
+// refill brings the level up to date at now. A clock that steps back
+// refills nothing.
+func (b *anthBucket) refill(now time.Time) {
+	if d := now.Sub(b.last); d > 0 {
+		b.level = min(b.limit, b.level+float64(d)*b.limit/float64(time.Minute))
+		b.last = now
+	}
+}
+
+func (b *anthBucket) take(n float64) { b.level -= n }
+
+// wait returns how long until the bucket holds n units; 0 if it does now.
+// A call needing more than the whole bucket waits until it is full (and is
+// turned away again then, as the API would).
+func (b *anthBucket) wait(n float64) time.Duration {
+	if b.level+anthBucketSlack >= n {
+		return 0
+	}
+	return b.until(min(n, b.limit))
+}
+
+// until returns how long the bucket takes to refill to level n.
+func (b *anthBucket) until(n float64) time.Duration {
+	if b.level+anthBucketSlack >= n {
+		return 0
+	}
+	return time.Duration(math.Ceil((n - b.level) * float64(time.Minute) / b.limit))
+}
+
+// remaining is the whole units in the bucket, as the headers report them.
+func (b *anthBucket) remaining() int64 {
+	return max(int64(math.Floor(b.level+anthBucketSlack)), 0)
+}
+
+// reset is when the bucket will be full again, rounded up to the second
+// the header can express.
+func (b *anthBucket) reset(now time.Time) time.Time {
+	t := now.Add(b.until(b.limit)).UTC()
+	if s := t.Truncate(time.Second); !s.Equal(t) {
+		t = s.Add(time.Second)
+	}
+	return t
 }
 
 // authorized reports whether the request carries the configured key. The
@@ -415,26 +630,20 @@ func anthAnswerText(v any) (string, error) {
 	return string(b), nil
 }
 
-// rollWindow starts a new rate-limit minute when the current one is over.
-// a.mu must be held.
-func (a *Anthropic) rollWindow() {
-	now := a.opts.Now()
-	if now.Sub(a.windowStart) >= time.Minute {
-		a.windowStart = now
-		a.windowReqs, a.windowToks = 0, 0
+// writeLimitHeaders writes the rate-limit headers for the buckets as they
+// stand at now: each bucket's limit, its whole units remaining and when it
+// will be full again. a.mu must be held.
+func (a *Anthropic) writeLimitHeaders(h http.Header, now time.Time) {
+	for _, b := range []struct {
+		name   string
+		bucket *anthBucket
+	}{{"requests", &a.reqBucket}, {"tokens", &a.tokBucket}} {
+		b.bucket.refill(now)
+		prefix := "anthropic-ratelimit-" + b.name + "-"
+		h.Set(prefix+"limit", strconv.FormatInt(int64(b.bucket.limit), 10))
+		h.Set(prefix+"remaining", strconv.FormatInt(b.bucket.remaining(), 10))
+		h.Set(prefix+"reset", b.bucket.reset(now).Format(time.RFC3339))
 	}
-}
-
-// writeLimitHeaders writes the rate-limit headers and a request id.
-// a.mu must be held.
-func (a *Anthropic) writeLimitHeaders(h http.Header) {
-	reset := a.windowStart.Add(time.Minute).UTC().Format(time.RFC3339)
-	h.Set("anthropic-ratelimit-requests-limit", strconv.FormatInt(a.opts.RequestsPerMinute, 10))
-	h.Set("anthropic-ratelimit-requests-remaining", strconv.FormatInt(max(a.opts.RequestsPerMinute-a.windowReqs, 0), 10))
-	h.Set("anthropic-ratelimit-requests-reset", reset)
-	h.Set("anthropic-ratelimit-tokens-limit", strconv.FormatInt(a.opts.TokensPerMinute, 10))
-	h.Set("anthropic-ratelimit-tokens-remaining", strconv.FormatInt(max(a.opts.TokensPerMinute-a.windowToks, 0), 10))
-	h.Set("anthropic-ratelimit-tokens-reset", reset)
 }
 
 // anthWriteError writes the API's error body, with a retry-after header in

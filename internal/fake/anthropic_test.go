@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -52,6 +53,16 @@ func anthServer(t *testing.T, opts fake.AnthropicOptions) (*fake.Anthropic, stri
 	return f, srv.URL
 }
 
+// anthClock returns a settable clock starting at a whole second, for
+// AnthropicOptions.Now.
+func anthClock() (now func() time.Time, advance func(time.Duration)) {
+	var mu sync.Mutex
+	t := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	now = func() time.Time { mu.Lock(); defer mu.Unlock(); return t }
+	advance = func(d time.Duration) { mu.Lock(); defer mu.Unlock(); t = t.Add(d) }
+	return now, advance
+}
+
 // anthSDK returns the official SDK client pointed at url.
 func anthSDK(url, key string) *anthropic.Client {
 	c := anthropic.NewClient(
@@ -80,7 +91,8 @@ func anthParams(system, prompt string) anthropic.MessageNewParams {
 
 func TestAnthropicSDKMessage(t *testing.T) {
 	t.Parallel()
-	f, url := anthServer(t, fake.AnthropicOptions{})
+	clock, _ := anthClock() // stopped, so the request bucket does not refill between calls
+	f, url := anthServer(t, fake.AnthropicOptions{Now: clock})
 	client := anthSDK(url, anthTestKey)
 	system := strings.Repeat("You triage GitHub issues. ", 40)
 	prompt := "Issue #1: the build is broken on main."
@@ -353,10 +365,7 @@ func TestAnthropicSchemaResponder(t *testing.T) {
 
 func TestAnthropicCacheExpiry(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
+	clock, advance := anthClock()
 	_, url := anthServer(t, fake.AnthropicOptions{Now: clock})
 	client := anthSDK(url, anthTestKey)
 	system := strings.Repeat("x", 400) // 100 tokens
@@ -415,26 +424,310 @@ func TestAnthropicMaxTokens(t *testing.T) {
 	}
 }
 
-func TestAnthropicRateLimit(t *testing.T) {
+// anthLimits reads one bucket's rate-limit headers.
+func anthLimits(t *testing.T, h http.Header, bucket string) (remaining string, reset time.Time) {
+	t.Helper()
+	prefix := "anthropic-ratelimit-" + bucket + "-"
+	reset, err := time.Parse(time.RFC3339, h.Get(prefix+"reset"))
+	if err != nil {
+		t.Fatalf("%sreset = %q: %v", prefix, h.Get(prefix+"reset"), err)
+	}
+	return h.Get(prefix + "remaining"), reset
+}
+
+// anthCall makes one call and returns its status and headers, from the
+// answer or from the SDK's error.
+func anthCall(t *testing.T, client *anthropic.Client, params anthropic.MessageNewParams) (int, http.Header, *anthropic.Error) {
+	t.Helper()
+	var resp *http.Response
+	_, err := client.Messages.New(context.Background(), params, option.WithResponseInto(&resp))
+	if err == nil {
+		return resp.StatusCode, resp.Header, nil
+	}
+	var apiErr *anthropic.Error
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("Messages.New() error = %v, want *anthropic.Error", err)
+	}
+	return apiErr.StatusCode, apiErr.Response.Header, apiErr
+}
+
+// TestAnthropicRequestBucket checks that the request limit is a token
+// bucket refilled continuously, not a fixed window.
+func TestAnthropicRequestBucket(t *testing.T) {
 	t.Parallel()
-	f, url := anthServer(t, fake.AnthropicOptions{RequestsPerMinute: 2})
+	clock, advance := anthClock()
+	f, url := anthServer(t, fake.AnthropicOptions{RequestsPerMinute: 60, Now: clock})
 	client := anthSDK(url, anthTestKey)
-	for i := range 2 {
-		if _, err := client.Messages.New(context.Background(), anthParams("s", "p")); err != nil {
-			t.Fatalf("call %d: error = %v", i, err)
+	t0 := clock()
+
+	// The bucket starts full: 60 calls at once succeed.
+	for i := range 60 {
+		status, h, _ := anthCall(t, client, anthParams("s", "p"))
+		if status != 200 {
+			t.Fatalf("call %d = %d, want 200", i, status)
+		}
+		remaining, reset := anthLimits(t, h, "requests")
+		if want := strconv.Itoa(59 - i); remaining != want {
+			t.Errorf("call %d: requests remaining = %s, want %s", i, remaining, want)
+		}
+		// One request refills every second.
+		if want := t0.Add(time.Duration(i+1) * time.Second); !reset.Equal(want) {
+			t.Errorf("call %d: requests reset = %v, want %v", i, reset, want)
 		}
 	}
-	_, err := client.Messages.New(context.Background(), anthParams("s", "p"))
-	var apiErr *anthropic.Error
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != 429 || apiErr.Type() != "rate_limit_error" {
-		t.Fatalf("third call: error = %v, want 429 rate_limit_error", err)
+
+	steps := []struct {
+		name          string
+		advance       time.Duration
+		wantStatus    int
+		wantRemaining string
+		wantRetry     string        // retry-after; "" for none
+		wantReset     time.Duration // requests reset, after the clock
+	}{
+		{"empty bucket", 0, 429, "0", "1", time.Minute},
+		{"still empty half a second on", 500 * time.Millisecond, 429, "0", "1", 59500 * time.Millisecond}, // half a request in the bucket
+		{"one request refilled", 500 * time.Millisecond, 200, "0", "", time.Minute},
+		{"thirty refilled", 30 * time.Second, 200, "29", "", 31 * time.Second},
+		{"full again, no higher", 5 * time.Minute, 200, "59", "", time.Second},
 	}
-	h := apiErr.Response.Header
-	if h.Get("retry-after") == "" || h.Get("anthropic-ratelimit-requests-remaining") != "0" {
-		t.Errorf("429 headers retry-after %q, requests remaining %q, want set and 0", h.Get("retry-after"), h.Get("anthropic-ratelimit-requests-remaining"))
+	for _, s := range steps {
+		advance(s.advance)
+		status, h, apiErr := anthCall(t, client, anthParams("s", "p"))
+		if status != s.wantStatus {
+			t.Fatalf("%s: status = %d, want %d", s.name, status, s.wantStatus)
+		}
+		if apiErr != nil && apiErr.Type() != "rate_limit_error" {
+			t.Errorf("%s: error type = %q, want rate_limit_error", s.name, apiErr.Type())
+		}
+		remaining, reset := anthLimits(t, h, "requests")
+		if remaining != s.wantRemaining {
+			t.Errorf("%s: requests remaining = %s, want %s", s.name, remaining, s.wantRemaining)
+		}
+		if got := h.Get("retry-after"); got != s.wantRetry {
+			t.Errorf("%s: retry-after = %q, want %q", s.name, got, s.wantRetry)
+		}
+		// The header has whole seconds, rounded up.
+		want := clock().Add(s.wantReset)
+		if want.Truncate(time.Second) != want {
+			want = want.Truncate(time.Second).Add(time.Second)
+		}
+		if !reset.Equal(want) {
+			t.Errorf("%s: requests reset = %v, want %v", s.name, reset, want)
+		}
 	}
-	if got := f.Calls(); got != 2 {
-		t.Errorf("Calls() = %d, want 2", got)
+	if got, want := f.Calls(), 63; got != want {
+		t.Errorf("Calls() = %d, want %d", got, want)
+	}
+	if got, want := f.Answers(), map[int]int{200: 63, 429: 2}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Answers() = %v, want %v", got, want)
+	}
+}
+
+// TestAnthropicTokenBucket checks the token limit: a call needs its input
+// tokens in the bucket, and its output is taken once it answers.
+func TestAnthropicTokenBucket(t *testing.T) {
+	t.Parallel()
+	clock, advance := anthClock()
+	_, url := anthServer(t, fake.AnthropicOptions{
+		TokensPerMinute: 600, // 10 a second
+		Now:             clock,
+		Respond:         func(fake.AnthropicRequest) (any, error) { return strings.Repeat("x", 400), nil }, // 100 output tokens
+	})
+	client := anthSDK(url, anthTestKey)
+	params := anthParams("", strings.Repeat("p", 1200)) // 300 input tokens
+
+	status, h, _ := anthCall(t, client, params)
+	if status != 200 {
+		t.Fatalf("first call = %d, want 200", status)
+	}
+	remaining, reset := anthLimits(t, h, "tokens")
+	if remaining != "200" || !reset.Equal(clock().Add(40*time.Second)) {
+		t.Errorf("after one call: tokens remaining, reset = %s, %v, want 200, %v", remaining, reset, clock().Add(40*time.Second))
+	}
+
+	// 200 tokens left; the next call needs 300, ten seconds away.
+	status, h, apiErr := anthCall(t, client, params)
+	if status != 429 || apiErr.Type() != "rate_limit_error" {
+		t.Fatalf("second call = %d %v, want 429 rate_limit_error", status, apiErr)
+	}
+	if got := h.Get("retry-after"); got != "10" {
+		t.Errorf("retry-after = %q, want 10", got)
+	}
+	if remaining, _ := anthLimits(t, h, "tokens"); remaining != "200" {
+		t.Errorf("after a 429: tokens remaining = %s, want 200 (a 429 takes nothing)", remaining)
+	}
+
+	advance(10 * time.Second)
+	if status, _, _ := anthCall(t, client, params); status != 200 {
+		t.Errorf("call ten seconds later = %d, want 200", status)
+	}
+}
+
+func TestAnthropicRandomFaults(t *testing.T) {
+	t.Parallel()
+	faults := []fake.AnthropicFault{
+		{Probability: 0.15, Status: 429},
+		{Probability: 0.15, Status: 529},
+	}
+	f, url := anthServer(t, fake.AnthropicOptions{Faults: faults, Seed: 7, RequestsPerMinute: 1_000_000})
+	client := anthSDK(url, anthTestKey)
+
+	const calls = 2000
+	got := map[int]int{}
+	for i := range calls {
+		status, h, apiErr := anthCall(t, client, anthParams("s", "p"))
+		got[status]++
+		switch status {
+		case 200:
+		case 429:
+			if apiErr.Type() != "rate_limit_error" || h.Get("retry-after") != "1" {
+				t.Fatalf("call %d: 429 type %q retry-after %q, want rate_limit_error and 1", i, apiErr.Type(), h.Get("retry-after"))
+			}
+			// The buckets the headers show are not what ran out.
+			if r, _ := strconv.Atoi(h.Get("anthropic-ratelimit-requests-remaining")); r == 0 {
+				t.Fatalf("call %d: 429 fault shows requests remaining 0, want the real, non-empty bucket", i)
+			}
+		case 529:
+			var body struct {
+				Type  string `json:"type"`
+				Error struct {
+					Type    string `json:"type"`
+					Message string `json:"message"`
+				} `json:"error"`
+				RequestID string `json:"request_id"`
+			}
+			if err := json.Unmarshal([]byte(apiErr.RawJSON()), &body); err != nil {
+				t.Fatalf("call %d: 529 body %q: %v", i, apiErr.RawJSON(), err)
+			}
+			if apiErr.Type() != "overloaded_error" || apiErr.Message != "Overloaded" ||
+				body.Type != "error" || body.Error.Type != "overloaded_error" ||
+				!strings.HasPrefix(apiErr.RequestID, "req_") || body.RequestID != apiErr.RequestID {
+				t.Fatalf("call %d: 529 = type %q message %q request id %q body %s, want overloaded_error, Overloaded and a request id in header and body",
+					i, apiErr.Type(), apiErr.Message, apiErr.RequestID, apiErr.RawJSON())
+			}
+			if h.Get("anthropic-ratelimit-requests-limit") == "" {
+				t.Fatalf("call %d: 529 without rate-limit headers", i)
+			}
+		default:
+			t.Fatalf("call %d: status %d, want 200, 429 or 529", i, status)
+		}
+	}
+	t.Logf("statuses over %d calls: %v", calls, got)
+	for _, status := range []int{429, 529} {
+		if frac := float64(got[status]) / calls; frac < 0.12 || frac > 0.18 {
+			t.Errorf("fraction of %d = %.3f (%d of %d), want 0.15 ± 0.03", status, frac, got[status], calls)
+		}
+	}
+	if answers := f.Answers(); !reflect.DeepEqual(answers, got) {
+		t.Errorf("Answers() = %v, want the statuses seen, %v", answers, got)
+	}
+	if f.Calls() != got[200] {
+		t.Errorf("Calls() = %d, want %d", f.Calls(), got[200])
+	}
+}
+
+// TestAnthropicFaultsRepeat checks that a seed fixes the sequence of faults.
+func TestAnthropicFaultsRepeat(t *testing.T) {
+	t.Parallel()
+	run := func(seed uint64) []int {
+		_, url := anthServer(t, fake.AnthropicOptions{
+			Faults:            []fake.AnthropicFault{{Probability: 0.3, Status: 529}, {Probability: 0.2, Status: 500}},
+			Seed:              seed,
+			RequestsPerMinute: 1_000_000,
+		})
+		client := anthSDK(url, anthTestKey)
+		var seq []int
+		for range 100 {
+			status, _, _ := anthCall(t, client, anthParams("s", "p"))
+			seq = append(seq, status)
+		}
+		return seq
+	}
+	a, b, c := run(1), run(1), run(2)
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("two runs with seed 1 differ:\n%v\n%v", a, b)
+	}
+	if reflect.DeepEqual(a, c) {
+		t.Errorf("runs with seeds 1 and 2 are the same: %v", a)
+	}
+}
+
+// TestAnthropicFaultsTakeNoCapacity checks that faults leave the rate-limit
+// buckets as they were.
+func TestAnthropicFaultsTakeNoCapacity(t *testing.T) {
+	t.Parallel()
+	clock, _ := anthClock()
+	f, url := anthServer(t, fake.AnthropicOptions{
+		RequestsPerMinute: 10,
+		Now:               clock,
+		Faults:            []fake.AnthropicFault{{Probability: 0.4, Status: 529}, {Probability: 0.1, Status: 500}},
+	})
+	client := anthSDK(url, anthTestKey)
+	successes := 0
+	for i := 0; successes < 10; i++ {
+		if i > 200 {
+			t.Fatal("no 10 successes in 200 calls")
+		}
+		status, h, _ := anthCall(t, client, anthParams("s", "p"))
+		if status == 200 {
+			successes++
+		}
+		if got, want := h.Get("anthropic-ratelimit-requests-remaining"), strconv.Itoa(10-successes); got != want {
+			t.Errorf("call %d (%d): requests remaining = %s, want %s", i, status, got, want)
+		}
+	}
+	// The bucket is now empty: what is not a fault is a 429.
+	for i := 0; ; i++ {
+		status, _, _ := anthCall(t, client, anthParams("s", "p"))
+		if status == 429 {
+			break
+		}
+		if status == 200 || i > 100 {
+			t.Fatalf("call on an empty bucket = %d, want a fault or 429", status)
+		}
+	}
+	if got := f.Calls(); got != 10 {
+		t.Errorf("Calls() = %d, want 10", got)
+	}
+}
+
+func TestAnthropicAnswers(t *testing.T) {
+	t.Parallel()
+	clock, _ := anthClock()
+	f, url := anthServer(t, fake.AnthropicOptions{RequestsPerMinute: 1, Now: clock})
+	f.FailNext(529, "", 1, 0)
+	ctx := context.Background()
+	p := anthParams("s", "p")
+	_, _ = anthSDK(url, "sk-wrong").Messages.New(ctx, p)  // 401
+	_, _ = anthSDK(url, anthTestKey).Messages.New(ctx, p) // 529, injected
+	_, _ = anthSDK(url, anthTestKey).Messages.New(ctx, p) // 200
+	_, _ = anthSDK(url, anthTestKey).Messages.New(ctx, p) // 429, bucket empty
+	want := map[int]int{200: 1, 401: 1, 429: 1, 529: 1}
+	if got := f.Answers(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Answers() = %v, want %v", got, want)
+	}
+}
+
+func TestAnthropicBadFaults(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		faults []fake.AnthropicFault
+	}{
+		{"negative", []fake.AnthropicFault{{Probability: -0.1, Status: 529}}},
+		{"over one", []fake.AnthropicFault{{Probability: 0.6, Status: 529}, {Probability: 0.6, Status: 500}}},
+		{"not an error", []fake.AnthropicFault{{Probability: 0.1, Status: 200}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			defer func() {
+				if recover() == nil {
+					t.Errorf("NewAnthropic(Faults: %+v) did not panic", tt.faults)
+				}
+			}()
+			fake.NewAnthropic(fake.AnthropicOptions{Faults: tt.faults})
+		})
 	}
 }
 

@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -45,6 +47,25 @@ type GitHubOptions struct {
 	// Strict answers 404 for issues, pull requests and workflow runs that were
 	// not added first; otherwise they are created on first use.
 	Strict bool
+	// WriteFaultRate is the fraction of authenticated writes (POST, PATCH,
+	// PUT, DELETE) answered 502 Bad Gateway instead of being performed.
+	// The body is {"message":"Server Error"}, the message clients report
+	// for the API's 502s (its edge sometimes sends an HTML page instead,
+	// which the fake does not imitate). Each write that gets past the rate
+	// limit and FailNext draws once.
+	WriteFaultRate float64
+	// WriteFaultAfter makes a faulted write happen anyway before the 502,
+	// like a proxy timing out after GitHub acted; a client that retries it
+	// writes twice. Both happen in real life. Default: not performed.
+	WriteFaultAfter bool
+	// Seed seeds the write-fault draws (math/rand/v2 PCG); 0 picks a fixed
+	// default, so runs repeat either way.
+	Seed uint64
+	// Now is the clock ServeHTTP reads for each request: rate-limit
+	// windows, token expiry, the update times of edits and WriteTimes.
+	// Issues and comments created on a request are stamped with the wall
+	// clock regardless. Default time.Now.
+	Now func() time.Time
 }
 
 // Comment is an issue or pull request comment as stored by the fake.
@@ -105,6 +126,10 @@ type GitHub struct {
 	faults   []*ghFault
 	requests int
 	writes   int
+	hooks    *ghHooks // webhook delivery logs, see hooks.go
+
+	rng        *mrand.Rand            // write-fault draws; made on first use
+	writeTimes map[string][]time.Time // credential → start times of its writes
 }
 
 type ghIdentity struct {
@@ -310,6 +335,56 @@ func (g *GitHub) Stats() (requests, writes int) {
 	return g.requests, g.writes
 }
 
+// ghDefaultSeed seeds the write-fault draws when GitHubOptions.Seed is 0.
+const ghDefaultSeed = 0x5EED_617B_0000_0001
+
+// WriteTimes returns, per credential, the start times of all its
+// authenticated writes (POST, PATCH, PUT, DELETE), oldest first, for
+// checking that a client paces itself. It counts every write that passed
+// authentication, whatever the answer: performed, faulted, or refused for
+// the rate limit. Tokens are keyed by the token string; App JWTs, which
+// change with every request, by "app". A start time is when the request
+// arrived, before Latency.
+func (g *GitHub) WriteTimes() map[string][]time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string][]time.Time, len(g.writeTimes))
+	for cred, ts := range g.writeTimes {
+		ts = slices.Clone(ts)
+		slices.SortFunc(ts, time.Time.Compare)
+		out[cred] = ts
+	}
+	return out
+}
+
+// MaxWritesInWindow returns, over all credentials, the largest number of
+// writes one credential made within any window of length d: the most
+// start times t with s <= t < s+d for some s. It is 0 when d <= 0.
+func (g *GitHub) MaxWritesInWindow(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	most := 0
+	for _, ts := range g.WriteTimes() {
+		first := 0
+		for last := range ts {
+			for ts[last].Sub(ts[first]) >= d {
+				first++
+			}
+			most = max(most, last-first+1)
+		}
+	}
+	return most
+}
+
+// now reads the configured clock.
+func (g *GitHub) now() time.Time {
+	if g.opts.Now != nil {
+		return g.opts.Now()
+	}
+	return time.Now()
+}
+
 // ghRequest carries what one request needs once authenticated.
 type ghRequest struct {
 	w     http.ResponseWriter
@@ -321,6 +396,7 @@ type ghRequest struct {
 
 // ServeHTTP implements http.Handler.
 func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := g.now()
 	if g.opts.Latency > 0 {
 		t := time.NewTimer(g.opts.Latency)
 		select {
@@ -330,7 +406,7 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	now := time.Now()
+	now := g.now()
 	path := strings.Trim(r.URL.Path, "/")
 	segs := strings.Split(path, "/")
 	isApp := len(segs) > 0 && segs[0] == "app"
@@ -338,9 +414,11 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.requests++
+	isWrite := false
 	switch r.Method {
 	case http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete:
 		g.writes++
+		isWrite = true
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
@@ -372,6 +450,11 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	limit := g.opts.RateLimit
 	if authErr != "" {
 		token, limit = "", 60 // unauthenticated requests share a small bucket
+	} else if isWrite {
+		if g.writeTimes == nil {
+			g.writeTimes = make(map[string][]time.Time)
+		}
+		g.writeTimes[token] = append(g.writeTimes[token], start)
 	}
 	b := g.buckets[token]
 	if b == nil || !now.Before(b.reset) {
@@ -393,6 +476,18 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if g.fault(req, now) {
+		return
+	}
+	if isWrite && g.writeFault() {
+		if g.opts.WriteFaultAfter {
+			orig := req.w
+			req.w = ghDiscard{header: make(http.Header)}
+			g.route(req, segs, now)
+			req.w = orig
+		}
+		ghWriteJSON(w, http.StatusBadGateway, struct {
+			Message string `json:"message"`
+		}{"Server Error"})
 		return
 	}
 	g.route(req, segs, now)
@@ -435,6 +530,29 @@ func (g *GitHub) fault(req *ghRequest, now time.Time) bool {
 	return false
 }
 
+// writeFault draws whether a write gets a random 502.
+func (g *GitHub) writeFault() bool {
+	if g.opts.WriteFaultRate <= 0 {
+		return false
+	}
+	if g.rng == nil {
+		seed := g.opts.Seed
+		if seed == 0 {
+			seed = ghDefaultSeed
+		}
+		g.rng = mrand.New(mrand.NewPCG(seed, seed^0x9E3779B97F4A7C15))
+	}
+	return g.rng.Float64() < g.opts.WriteFaultRate
+}
+
+// ghDiscard is a ResponseWriter that drops the answer of a write performed
+// behind a faulted response.
+type ghDiscard struct{ header http.Header }
+
+func (d ghDiscard) Header() http.Header       { return d.header }
+func (ghDiscard) Write(b []byte) (int, error) { return len(b), nil }
+func (ghDiscard) WriteHeader(int)             {}
+
 // route dispatches an authenticated request. Unknown paths and methods get
 // GitHub's 404.
 func (g *GitHub) route(req *ghRequest, s []string, now time.Time) {
@@ -448,6 +566,9 @@ func (g *GitHub) route(req *ghRequest, s []string, now time.Time) {
 		return
 	case len(s) == 4 && s[0] == "app" && s[1] == "installations" && s[3] == "access_tokens" && m == http.MethodPost:
 		g.createInstallationToken(req, s[2], now)
+		return
+	case ghIsHookPath(s): // webhook deliveries, see hooks.go
+		g.routeHook(req, s, now)
 		return
 	case len(s) < 4 || s[0] != "repos":
 		ghError(req.w, http.StatusNotFound, "Not Found")

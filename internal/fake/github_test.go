@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -506,5 +507,132 @@ func TestGitHubConcurrent(t *testing.T) {
 	}
 	if _, writes := g.Stats(); writes != 40 {
 		t.Errorf("writes = %d, want 40", writes)
+	}
+}
+
+func TestGitHubWriteFaults(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		after     bool
+		wantSaved func(faulted int) int // comments stored after 500 creations
+	}{
+		{"not performed", false, func(faulted int) int { return 500 - faulted }},
+		{"performed, then 502", true, func(int) int { return 500 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			g := fake.NewGitHub(fake.GitHubOptions{Tokens: []string{ghTestToken}, WriteFaultRate: 0.2, WriteFaultAfter: tt.after, Seed: 3})
+			c, _ := ghStart(t, g, ghTestToken)
+			ctx := context.Background()
+			const writes = 500
+			faulted := 0
+			for i := range writes {
+				body := strconv.Itoa(i)
+				_, _, err := c.Issues.CreateComment(ctx, "o", "r", 1, &github.IssueComment{Body: &body})
+				if err == nil {
+					continue
+				}
+				var er *github.ErrorResponse
+				if !errors.As(err, &er) || er.Response.StatusCode != 502 || er.Message != "Server Error" {
+					t.Fatalf("CreateComment #%d = %v, want nil or a 502 *github.ErrorResponse with message Server Error", i, err)
+				}
+				faulted++
+			}
+			t.Logf("%d of %d writes faulted", faulted, writes)
+			if frac := float64(faulted) / writes; frac < 0.15 || frac > 0.25 {
+				t.Errorf("faulted %d of %d writes (%.3f), want 0.15–0.25", faulted, writes, frac)
+			}
+			if got, want := len(g.Comments("o/r", 1)), tt.wantSaved(faulted); got != want {
+				t.Errorf("comments stored = %d, want %d (%d faulted)", got, want, faulted)
+			}
+			// Reads never fault.
+			for range 50 {
+				if _, _, err := c.Issues.Get(ctx, "o", "r", 1); err != nil {
+					t.Fatalf("Issues.Get: %v", err)
+				}
+			}
+			if got := len(g.WriteTimes()[ghTestToken]); got != writes {
+				t.Errorf("len(WriteTimes()[token]) = %d, want %d: faulted writes count too", got, writes)
+			}
+		})
+	}
+}
+
+func TestGitHubWriteTimes(t *testing.T) {
+	t.Parallel()
+	const other = "ghp_othertoken"
+	var mu sync.Mutex
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	now := t0
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	set := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = t0.Add(d) }
+	g := fake.NewGitHub(fake.GitHubOptions{Tokens: []string{ghTestToken, other}, Now: clock})
+	c, _ := ghStart(t, g, ghTestToken)
+	co, _ := ghStart(t, g, other)
+	anon, _ := ghStart(t, g, "")
+	ctx := context.Background()
+	body := "hi"
+	write := func(c *github.Client) error {
+		_, _, err := c.Issues.CreateComment(ctx, "o", "r", 1, &github.IssueComment{Body: &body})
+		return err
+	}
+
+	set(0)
+	_ = write(c)
+	set(time.Second)
+	_ = write(c)
+	set(1500 * time.Millisecond)
+	g.FailNext("POST", "/repos/o/r/issues/1/comments", 502, 1)
+	if err := write(c); ghStatus(err) != 502 { // a faulted write still counts
+		t.Fatalf("faulted write = %v, want 502", err)
+	}
+	set(2 * time.Second)
+	_ = write(c)
+	_ = write(co)
+	_ = write(co)
+	if err := write(anon); ghStatus(err) != 401 { // not counted: unauthenticated
+		t.Fatalf("anonymous write = %v, want 401", err)
+	}
+	set(10 * time.Second)
+	_ = write(c)
+	if _, _, err := c.Issues.Get(ctx, "o", "r", 1); err != nil { // not counted: a read
+		t.Fatal(err)
+	}
+
+	at := func(ds ...time.Duration) []time.Time {
+		var ts []time.Time
+		for _, d := range ds {
+			ts = append(ts, t0.Add(d))
+		}
+		return ts
+	}
+	want := map[string][]time.Time{
+		ghTestToken: at(0, time.Second, 1500*time.Millisecond, 2*time.Second, 10*time.Second),
+		other:       at(2*time.Second, 2*time.Second),
+	}
+	if got := g.WriteTimes(); !reflect.DeepEqual(got, want) {
+		t.Errorf("WriteTimes() = %v, want %v", got, want)
+	}
+
+	windows := []struct {
+		d    time.Duration
+		want int
+	}{
+		{0, 0},
+		{time.Nanosecond, 2},    // the other token's two at once
+		{time.Second, 2},        // [1s, 2s) holds 1s and 1.5s, not 2s
+		{time.Second + 1, 3},    // 1s, 1.5s and 2s
+		{2 * time.Second, 3},    // [0, 2s) holds three
+		{2*time.Second + 1, 4},  // 0 to 2s
+		{10*time.Second - 1, 4}, // 1s to 10s
+		{time.Minute, 5},        // all of the first token's
+		{time.Hour, 5},          // credentials are counted apart
+	}
+	for _, w := range windows {
+		if got := g.MaxWritesInWindow(w.d); got != w.want {
+			t.Errorf("MaxWritesInWindow(%v) = %d, want %d", w.d, got, w.want)
+		}
 	}
 }

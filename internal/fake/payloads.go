@@ -109,8 +109,11 @@ func StarEvent(repo, sender string) []byte {
 // Delivery is one signed webhook request as GitHub sends it.
 type Delivery struct {
 	Event, GUID, HookID string
-	Payload             []byte
-	Form                bool // send as application/x-www-form-urlencoded
+	// Target is X-GitHub-Hook-Installation-Target-Type, the kind of hook:
+	// "repository" (the default), "organization" or "integration".
+	Target  string
+	Payload []byte
+	Form    bool // send as application/x-www-form-urlencoded
 }
 
 // Send posts d to url signed with secret and returns the status code.
@@ -132,6 +135,11 @@ func Send(client *http.Client, endpoint, secret string, d Delivery) (int, error)
 		hook = "1"
 	}
 	req.Header.Set("X-GitHub-Hook-ID", hook)
+	target := d.Target
+	if target == "" {
+		target = "repository"
+	}
+	req.Header.Set("X-GitHub-Hook-Installation-Target-Type", target)
 	req.Header.Set("X-Hub-Signature-256", webhook.Sign([]byte(secret), body))
 	resp, err := client.Do(req)
 	if err != nil {

@@ -305,8 +305,8 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 	if event == "" || guid == "" {
 		return answer{}, reject(http.StatusBadRequest, "missing X-GitHub-Event or X-GitHub-Delivery header")
 	}
-	if len(guid) > 100 || len(event) > 100 {
-		return answer{}, reject(http.StatusBadRequest, "X-GitHub-Event or X-GitHub-Delivery header too long")
+	if len(guid) > 100 || len(event) > 100 || len(r.Header.Get("X-GitHub-Hook-Installation-Target-Type")) > 100 {
+		return answer{}, reject(http.StatusBadRequest, "X-GitHub-Event, X-GitHub-Delivery or X-GitHub-Hook-Installation-Target-Type header too long")
 	}
 	payload := body
 	if mediaType == "application/x-www-form-urlencoded" {
@@ -333,6 +333,7 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 	p := &pending{
 		d: store.Delivery{
 			HookID:     r.Header.Get("X-GitHub-Hook-ID"),
+			HookTarget: r.Header.Get("X-GitHub-Hook-Installation-Target-Type"),
 			GUID:       guid,
 			Event:      event,
 			Payload:    payload,
