@@ -21,6 +21,7 @@ import (
 	"github.com/hookwise/hookwise/internal/claude"
 	"github.com/hookwise/hookwise/internal/config"
 	"github.com/hookwise/hookwise/internal/gh"
+	"github.com/hookwise/hookwise/internal/pace"
 	"github.com/hookwise/hookwise/internal/pipeline"
 	"github.com/hookwise/hookwise/internal/prompt"
 	"github.com/hookwise/hookwise/internal/queue"
@@ -79,12 +80,23 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	github, err := newGitHub(cfg, instrumentedClient(reg, "github"))
+	// Pacing wraps the instrumented transport: waits are not counted as
+	// upstream latency, and every request that is sent is.
+	ghPace := pace.NewTransport(instrumented(reg, "github"), pace.Options{
+		Upstream:        pace.GitHub,
+		WritesPerMinute: cfg.GitHub.WritesPerMinute,
+		WritesPerHour:   cfg.GitHub.WritesPerHour,
+		WriteSpacing:    time.Minute / time.Duration(cfg.GitHub.WritesPerMinute),
+		MaxConcurrent:   cfg.GitHub.MaxConcurrency,
+		Registerer:      reg,
+	})
+	github, err := newGitHub(cfg, &http.Client{Transport: ghPace, Timeout: 5 * time.Minute})
 	if err != nil {
 		return nil, err
 	}
 	model := claude.New(claude.Options{
-		HTTPClient:     instrumentedClient(reg, "anthropic"),
+		HTTPClient: &http.Client{Timeout: 5 * time.Minute, Transport: pace.NewTransport(instrumented(reg, "anthropic"),
+			pace.Options{Upstream: pace.Anthropic, Registerer: reg})},
 		APIKey:         cfg.Anthropic.APIKey.Value(),
 		BaseURL:        cfg.Anthropic.BaseURL,
 		MaxConcurrency: cfg.Anthropic.MaxConcurrency,
@@ -215,9 +227,9 @@ func (a *App) Close() error {
 	return a.Store.Close()
 }
 
-// instrumentedClient is an HTTP client whose requests to an upstream are
+// instrumented is an HTTP transport whose requests to an upstream are
 // counted by method and status code and timed.
-func instrumentedClient(reg prometheus.Registerer, upstream string) *http.Client {
+func instrumented(reg prometheus.Registerer, upstream string) http.RoundTripper {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name:        "hookwise_upstream_requests_total",
 		Help:        "HTTP requests to an upstream API by method and status code.",
@@ -235,5 +247,5 @@ func instrumentedClient(reg prometheus.Registerer, upstream string) *http.Client
 	transport.MaxIdleConnsPerHost = 64
 	rt := promhttp.InstrumentRoundTripperCounter(requests,
 		promhttp.InstrumentRoundTripperDuration(latency, transport))
-	return &http.Client{Transport: rt, Timeout: 5 * time.Minute}
+	return rt
 }

@@ -31,10 +31,17 @@ type harness struct {
 // start runs a whole hookwise in-process against the fakes.
 func start(t *testing.T, latency time.Duration, mutate func(*config.Config)) *harness {
 	t.Helper()
-	h := &harness{
-		github: fake.NewGitHub(fake.GitHubOptions{Tokens: []string{"gh-token"}, RateLimit: 1_000_000}),
-		model:  fake.NewAnthropic(fake.AnthropicOptions{APIKey: "model-key", Latency: latency, RequestsPerMinute: 1_000_000, TokensPerMinute: 1 << 40}),
-	}
+	return startWith(t,
+		fake.NewGitHub(fake.GitHubOptions{Tokens: []string{"gh-token"}, RateLimit: 1_000_000}),
+		fake.NewAnthropic(fake.AnthropicOptions{APIKey: "model-key", Latency: latency, RequestsPerMinute: 1_000_000, TokensPerMinute: 1 << 40}),
+		mutate)
+}
+
+// startWith runs a whole hookwise in-process against the given fakes, which
+// must accept "gh-token" and "model-key".
+func startWith(t *testing.T, github *fake.GitHub, model *fake.Anthropic, mutate func(*config.Config)) *harness {
+	t.Helper()
+	h := &harness{github: github, model: model}
 	ghSrv := httptest.NewServer(h.github)
 	t.Cleanup(ghSrv.Close)
 	modelSrv := httptest.NewServer(h.model)
@@ -107,7 +114,10 @@ func (h *harness) settle(t *testing.T, n int, limit time.Duration) []store.Deliv
 // bursts of 20 concurrent copies, then later redeliveries of the same GUIDs.
 // Each distinct delivery must cost one model call and one comment.
 func TestRedeliveriesCostOnce(t *testing.T) {
-	h := start(t, 20*time.Millisecond, nil)
+	// 250 comments: raise the write pace, which the write-pace test covers.
+	h := start(t, 20*time.Millisecond, func(c *config.Config) {
+		c.GitHub.WritesPerMinute, c.GitHub.WritesPerHour, c.GitHub.MaxConcurrency = 100_000, 1_000_000, 32
+	})
 	const distinct = 250
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	delivery := func(i int) fake.Delivery {

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hookwise/hookwise/internal/pace"
 	"math"
 	"net/http"
 	"strconv"
@@ -142,7 +143,8 @@ func (c *Client) Complete(ctx context.Context, req Request) (Result, error) {
 
 	var httpResp *http.Response
 	start := time.Now()
-	msg, err := c.sdk.Messages.New(ctx, params, option.WithResponseInto(&httpResp))
+	// Anthropic's rate limits are per model family: pace each on its own.
+	msg, err := c.sdk.Messages.New(pace.WithKey(ctx, Family(req.Model)), params, option.WithResponseInto(&httpResp))
 	latency := time.Since(start)
 	if err != nil {
 		return Result{}, c.classify(err, httpResp)
@@ -237,6 +239,17 @@ func (c *Client) answer(res Result, text string) (json.RawMessage, error) {
 		return nil, invalid(fmt.Sprintf("answer is not a JSON object (stop_reason %q, %d bytes)", res.StopReason, len(raw)))
 	}
 	return json.RawMessage(raw), nil
+}
+
+// Family names a model's family ("opus", "sonnet", "haiku"), which shares
+// rate limits; an unknown model is its own family.
+func Family(model string) string {
+	for _, f := range []string{"opus", "sonnet", "haiku"} {
+		if strings.Contains(model, f) {
+			return f
+		}
+	}
+	return model
 }
 
 // Error is every error Complete returns.

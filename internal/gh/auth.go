@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/hookwise/hookwise/internal/pace"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -28,7 +29,7 @@ type appAuth struct {
 	now func() time.Time
 
 	jwtClient *github.Client // authenticated with a fresh JWT per request
-	newClient func(token func(context.Context) (string, error)) *github.Client
+	newClient func(key string, token func(context.Context) (string, error)) *github.Client
 
 	mu       sync.Mutex
 	installs map[int64]*installation
@@ -70,7 +71,7 @@ func (a *appAuth) client(id int64) *github.Client {
 	in := a.installs[id]
 	if in == nil {
 		in = &installation{}
-		in.client = a.newClient(func(ctx context.Context) (string, error) {
+		in.client = a.newClient(fmt.Sprintf("installation-%d", id), func(ctx context.Context) (string, error) {
 			return a.installationToken(ctx, id, in)
 		})
 		a.installs[id] = in
@@ -103,9 +104,11 @@ func (a *appAuth) installationToken(ctx context.Context, id int64, in *installat
 	return in.token, nil
 }
 
-// authTransport sets the Authorization header from token on every request.
+// authTransport sets the Authorization header from token on every request,
+// and names the credential for pacing (limits are per token or installation).
 type authTransport struct {
 	base  http.RoundTripper
+	key   string
 	token func(context.Context) (string, error)
 }
 
@@ -117,7 +120,7 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	req = req.Clone(req.Context())
+	req = req.Clone(pace.WithKey(req.Context(), t.key))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	return t.base.RoundTrip(req)
 }

@@ -135,7 +135,7 @@ func New(opts Options) (*Client, error) {
 
 	if opts.Token != "" {
 		tok := opts.Token
-		c.pat = c.newGitHub(func(context.Context) (string, error) { return tok, nil })
+		c.pat = c.newGitHub("token", func(context.Context) (string, error) { return tok, nil })
 		return c, nil
 	}
 	key, err := parsePrivateKey(opts.PrivateKey)
@@ -143,19 +143,19 @@ func New(opts Options) (*Client, error) {
 		return nil, err
 	}
 	a := &appAuth{id: opts.AppID, key: key, now: time.Now, newClient: c.newGitHub, installs: make(map[int64]*installation)}
-	a.jwtClient = c.newGitHub(func(context.Context) (string, error) { return a.jwt() })
+	a.jwtClient = c.newGitHub("app", func(context.Context) (string, error) { return a.jwt() })
 	c.app = a
 	return c, nil
 }
 
 // newGitHub returns a go-github client whose requests carry token().
-func (c *Client) newGitHub(token func(context.Context) (string, error)) *github.Client {
+func (c *Client) newGitHub(key string, token func(context.Context) (string, error)) *github.Client {
 	hc := *c.hc
 	base := hc.Transport
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	hc.Transport = &authTransport{base: base, token: token}
+	hc.Transport = &authTransport{base: base, key: key, token: token}
 	g := github.NewClient(&hc)
 	u := *c.base
 	g.BaseURL = &u
