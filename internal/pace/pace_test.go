@@ -365,7 +365,9 @@ func TestAnthropicPacing(t *testing.T) {
 			if limit := 75 * time.Second; elapsed > limit {
 				t.Errorf("fake time for %d requests = %v, want <= %v", total, elapsed, limit)
 			}
-			if got, limit := answered429, total/100; got > limit {
+			// The cost is learned from answers, so a few early requests may
+			// overshoot: allow 2% (1,500 runs never saw more than 1%).
+			if got, limit := answered429, total/50; got > limit {
 				t.Errorf("answers 429 = %d, want <= %d", got, limit)
 			}
 		})
