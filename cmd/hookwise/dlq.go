@@ -9,9 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hookwise/hookwise/internal/app"
 	"github.com/hookwise/hookwise/internal/config"
-	"github.com/hookwise/hookwise/internal/queue"
 	"github.com/hookwise/hookwise/internal/web"
 )
 
@@ -19,15 +17,11 @@ import (
 // the deliveries whose processing gave up. A running hookwise picks up
 // what is retried.
 func dlq(ctx context.Context, cfg config.Config, sub string, args []string, all bool, limit int, out io.Writer) error {
-	st, err := app.OpenStore(ctx, cfg.DatabaseURL)
+	st, q, err := openQueue(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	q, err := queue.New(st, queue.Options{})
-	if err != nil {
-		return err
-	}
 	one := func(usage string) (int64, error) {
 		if len(args) != 1 {
 			return 0, errors.New("usage: hookwise dlq " + usage)

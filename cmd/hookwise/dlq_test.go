@@ -2,16 +2,12 @@ package main
 
 import (
 	"context"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hookwise/hookwise/internal/app"
-	"github.com/hookwise/hookwise/internal/config"
+	"github.com/hookwise/hookwise/internal/apptest"
 	"github.com/hookwise/hookwise/internal/fake"
 	"github.com/hookwise/hookwise/internal/store"
 )
@@ -53,7 +49,7 @@ func TestPermanentErrorToDeadLetterAndBack(t *testing.T) {
 
 			d := fake.Delivery{Event: "issues", GUID: "dead-1",
 				Payload: fake.IssueEvent("opened", "acme/app", 1, "Crash on save", "Saving a file with a long name crashes.", "bob")}
-			if code, err := fake.Send(http.DefaultClient, endpoint, "dlq-secret", d); err != nil || code != http.StatusAccepted {
+			if code, err := fake.Send(http.DefaultClient, endpoint, apptest.Secret, d); err != nil || code != http.StatusAccepted {
 				t.Fatalf("send = %d, %v; want 202", code, err)
 			}
 			waitStatus(t, db, "dead-1", store.StatusFailed)
@@ -98,41 +94,12 @@ func TestPermanentErrorToDeadLetterAndBack(t *testing.T) {
 	}
 }
 
-// startInProcess runs hookwise in this process against the fakes, on a
-// temporary SQLite file, and returns its webhook URL, its database path and
-// the fake GitHub's API URL.
+// startInProcess runs hookwise in this process against the fakes and
+// returns its webhook URL, its database path and the fake GitHub's API URL.
 func startInProcess(t *testing.T, github *fake.GitHub, model *fake.Anthropic) (endpoint, db, githubURL string) {
 	t.Helper()
-	ghSrv := httptest.NewServer(github)
-	t.Cleanup(ghSrv.Close)
-	modelSrv := httptest.NewServer(model)
-	t.Cleanup(modelSrv.Close)
-	cfg := config.Default()
-	cfg.DatabaseURL = filepath.Join(t.TempDir(), "hookwise.db")
-	cfg.GitHub.WebhookSecrets = []config.Secret{"dlq-secret"}
-	cfg.GitHub.Token = "gh-token"
-	cfg.GitHub.APIURL = ghSrv.URL + "/"
-	cfg.Anthropic.APIKey = "model-key"
-	cfg.Anthropic.BaseURL = modelSrv.URL
-	a, err := app.Open(context.Background(), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- a.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-ran; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		a.Close()
-	})
-	return "http://" + ln.Addr().String() + "/webhook", cfg.DatabaseURL, cfg.GitHub.APIURL
+	r := apptest.Start(t, github, model, nil)
+	return r.Endpoint, r.Config.DatabaseURL, r.Config.GitHub.APIURL
 }
 
 func waitStatus(t *testing.T, db, guid, want string) {

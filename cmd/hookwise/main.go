@@ -191,17 +191,28 @@ func deliveries(ctx context.Context, cfg config.Config, sub string, args []strin
 	return fmt.Errorf("unknown deliveries command %q (want list or show)", sub)
 }
 
-func replay(ctx context.Context, cfg config.Config, ref string, out io.Writer) error {
+// openQueue opens the store and an insert-only queue on it, for the
+// commands that queue work a running hookwise then picks up.
+func openQueue(ctx context.Context, cfg config.Config) (*store.Store, *queue.Queue, error) {
 	st, err := app.OpenStore(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	q, err := queue.New(st, queue.Options{})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return st, q, nil
+}
+
+func replay(ctx context.Context, cfg config.Config, ref string, out io.Writer) error {
+	st, q, err := openQueue(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	d, err := st.FindDelivery(ctx, ref)
-	if err != nil {
-		return err
-	}
-	q, err := queue.New(st, queue.Options{})
 	if err != nil {
 		return err
 	}

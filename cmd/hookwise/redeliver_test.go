@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookwise/hookwise/internal/apptest"
 	"github.com/hookwise/hookwise/internal/fake"
 	"github.com/hookwise/hookwise/internal/store"
 )
@@ -41,7 +42,7 @@ func TestRedeliverRecoversMissedDeliveries(t *testing.T) {
 	// redelivered fine before; 11 failed a minute ago, 12 four days ago.
 	ago := func(d time.Duration) time.Time { return time.Now().Add(-d) }
 	for i := 1; i <= 3; i++ {
-		if code, err := fake.Send(http.DefaultClient, endpoint, "dlq-secret", issue(i)); err != nil || code != http.StatusAccepted {
+		if code, err := fake.Send(http.DefaultClient, endpoint, apptest.Secret, issue(i)); err != nil || code != http.StatusAccepted {
 			t.Fatalf("send issue %d = %d, %v", i, code, err)
 		}
 		github.AddHookDelivery(hook, fake.HookDeliveryRecord{GUID: issue(i).GUID, DeliveredAt: ago(2 * time.Hour), StatusCode: 202, Event: "issues", Action: "opened"})
@@ -63,7 +64,7 @@ func TestRedeliverRecoversMissedDeliveries(t *testing.T) {
 	github.SetOnRedeliver(func(_ string, d fake.HookDeliveryRecord) {
 		var i int
 		fmt.Sscanf(d.GUID, "guid-%d", &i)
-		if code, err := fake.Send(http.DefaultClient, endpoint, "dlq-secret", issue(i)); err != nil || code != http.StatusAccepted {
+		if code, err := fake.Send(http.DefaultClient, endpoint, apptest.Secret, issue(i)); err != nil || code != http.StatusAccepted {
 			t.Errorf("redelivery of %s = %d, %v", d.GUID, code, err)
 		}
 	})

@@ -4,22 +4,20 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hookwise/hookwise/internal/app"
+	"github.com/hookwise/hookwise/internal/apptest"
 	"github.com/hookwise/hookwise/internal/config"
 	"github.com/hookwise/hookwise/internal/fake"
 	"github.com/hookwise/hookwise/internal/store"
 )
 
-const secret = "test-secret"
+const secret = apptest.Secret
 
 type harness struct {
 	endpoint string
@@ -38,51 +36,17 @@ func start(t *testing.T, latency time.Duration, mutate func(*config.Config)) *ha
 }
 
 // startWith runs a whole hookwise in-process against the given fakes, which
-// must accept "gh-token" and "model-key".
+// must accept apptest.GitHubToken and apptest.ModelKey, with 32 workers.
 func startWith(t *testing.T, github *fake.GitHub, model *fake.Anthropic, mutate func(*config.Config)) *harness {
 	t.Helper()
-	h := &harness{github: github, model: model}
-	ghSrv := httptest.NewServer(h.github)
-	t.Cleanup(ghSrv.Close)
-	modelSrv := httptest.NewServer(h.model)
-	t.Cleanup(modelSrv.Close)
-
-	cfg := config.Default()
-	cfg.DatabaseURL = filepath.Join(t.TempDir(), "hookwise.db")
-	cfg.GitHub.WebhookSecrets = []config.Secret{secret}
-	cfg.GitHub.Token = "gh-token"
-	cfg.GitHub.APIURL = ghSrv.URL + "/"
-	cfg.Anthropic.APIKey = "model-key"
-	cfg.Anthropic.BaseURL = modelSrv.URL
-	cfg.Anthropic.MaxConcurrency = 32
-	cfg.Queue.Workers = 32
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	if err := cfg.ValidateForServe(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.Open(context.Background(), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- a.Run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-ran; err != nil {
-			t.Errorf("Run: %v", err)
+	r := apptest.Start(t, github, model, func(c *config.Config) {
+		c.Anthropic.MaxConcurrency = 32
+		c.Queue.Workers = 32
+		if mutate != nil {
+			mutate(c)
 		}
-		a.Close()
 	})
-	h.app = a
-	h.endpoint = "http://" + ln.Addr().String() + "/webhook"
-	return h
+	return &harness{endpoint: r.Endpoint, github: github, model: model, app: r.App}
 }
 
 // settle waits until n deliveries are stored and none is still queued.

@@ -149,13 +149,24 @@ func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	limit := f.Limit
-	// One row more than asked tells whether another page exists, so that a
-	// client paging to the end never has to fetch an empty page.
-	f.Limit++
+	f.Limit++ // see page
 	ds, err := s.store.ListDeliveries(r.Context(), f)
 	if err != nil {
 		return err
 	}
+	out, next := page(ds, limit)
+	writeJSON(w, http.StatusOK, struct {
+		Deliveries []deliveryJSON `json:"deliveries"`
+		NextBefore *int64         `json:"next_before"`
+	}{out, next})
+	return nil
+}
+
+// page turns deliveries fetched with one row more than limit into a page
+// and the before cursor of the next page (nil when there is none): the
+// extra row tells whether another page exists, so that a client paging to
+// the end never has to fetch an empty page.
+func page(ds []store.Delivery, limit int) ([]deliveryJSON, *int64) {
 	var next *int64
 	if len(ds) > limit {
 		ds = ds[:limit]
@@ -165,11 +176,7 @@ func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	for i, d := range ds {
 		out[i] = toDeliveryJSON(d)
 	}
-	writeJSON(w, http.StatusOK, struct {
-		Deliveries []deliveryJSON `json:"deliveries"`
-		NextBefore *int64         `json:"next_before"`
-	}{out, next})
-	return nil
+	return out, next
 }
 
 // findDelivery looks up the delivery named by the path's {ref}, an id or a

@@ -56,15 +56,7 @@ func (s *server) listDead(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var next *int64
-	if len(ds) > f.Limit {
-		ds = ds[:f.Limit]
-		next = &ds[f.Limit-1].ID
-	}
-	out := make([]deliveryJSON, len(ds))
-	for i, d := range ds {
-		out[i] = toDeliveryJSON(d)
-	}
+	out, next := page(ds, f.Limit)
 	writeJSON(w, http.StatusOK, struct {
 		DeadLetters []deliveryJSON `json:"dead_letters"`
 		NextBefore  *int64         `json:"next_before"`

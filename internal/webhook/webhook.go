@@ -305,7 +305,8 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 	if event == "" || guid == "" {
 		return answer{}, reject(http.StatusBadRequest, "missing X-GitHub-Event or X-GitHub-Delivery header")
 	}
-	if len(guid) > 100 || len(event) > 100 || len(r.Header.Get("X-GitHub-Hook-Installation-Target-Type")) > 100 {
+	target := r.Header.Get("X-GitHub-Hook-Installation-Target-Type")
+	if len(guid) > 100 || len(event) > 100 || len(target) > 100 {
 		return answer{}, reject(http.StatusBadRequest, "X-GitHub-Event, X-GitHub-Delivery or X-GitHub-Hook-Installation-Target-Type header too long")
 	}
 	payload := body
@@ -333,7 +334,7 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 	p := &pending{
 		d: store.Delivery{
 			HookID:     r.Header.Get("X-GitHub-Hook-ID"),
-			HookTarget: r.Header.Get("X-GitHub-Hook-Installation-Target-Type"),
+			HookTarget: target,
 			GUID:       guid,
 			Event:      event,
 			Payload:    payload,
