@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -35,6 +36,7 @@ type Config struct {
 	Anthropic       AnthropicConfig `yaml:"anthropic"`
 	Queue           QueueConfig     `yaml:"queue"`
 	Sweep           SweepConfig     `yaml:"sweep"`
+	Budget          BudgetConfig    `yaml:"budget"`
 	PromptsDir      string          `yaml:"prompts_dir"`
 	Defaults        RepoSettings    `yaml:"defaults"`
 	Repositories    []RepoRule      `yaml:"repositories"`
@@ -70,8 +72,59 @@ type AnthropicConfig struct {
 	BaseURL        string `yaml:"base_url"`
 	Model          string `yaml:"model"`
 	MaxConcurrency int    `yaml:"max_concurrency"`
-	MaxTokens      int    `yaml:"max_tokens"`
+	// MaxTokens caps every answer; each kind of analysis asks for no more
+	// than its answer needs, and never more than this.
+	MaxTokens int `yaml:"max_tokens"`
+	// Prices override or extend the built-in price table, by model id
+	// prefix (the longest matching prefix wins), in dollars per million
+	// tokens.
+	Prices map[string]Price `yaml:"prices,omitempty"`
 }
+
+// Price is what a million tokens of each kind cost, in dollars.
+type Price struct {
+	Input      float64 `yaml:"input"`
+	Output     float64 `yaml:"output"`
+	CacheWrite float64 `yaml:"cache_write"`
+	CacheRead  float64 `yaml:"cache_read"`
+}
+
+// BudgetConfig bounds what model calls may cost. Limits are in dollars;
+// 0 means no limit. Days and months are UTC.
+type BudgetConfig struct {
+	Daily   float64 `yaml:"daily"`
+	Monthly float64 `yaml:"monthly"`
+	// Scopes are further limits on part of the traffic.
+	Scopes []BudgetScope `yaml:"scopes,omitempty"`
+	// OnLimit is what happens to a call that would cross a limit: "defer"
+	// it until the period resets, "fallback" to FallbackModel if that fits
+	// (else defer), or "skip" it with a note on the thread.
+	OnLimit       string `yaml:"on_limit"`
+	FallbackModel string `yaml:"fallback_model"`
+	// AlertThresholds are percentages of a limit; each fires once per
+	// scope and period, to AlertWebhook.
+	AlertThresholds []int  `yaml:"alert_thresholds"`
+	AlertWebhook    Secret `yaml:"alert_webhook"`
+	// AlertFormat is "slack" ({"text": ...}, which Slack-compatible
+	// incoming webhooks take) or "json" (every field of the alert).
+	AlertFormat string `yaml:"alert_format"`
+}
+
+// BudgetScope limits the spending of one repository ("repo:owner/name"),
+// organisation or user ("org:owner") or App installation
+// ("installation:ID").
+type BudgetScope struct {
+	Match   string  `yaml:"match"`
+	Daily   float64 `yaml:"daily"`
+	Monthly float64 `yaml:"monthly"`
+}
+
+// Budget limit actions.
+const (
+	OnLimitDefer    = "defer"
+	OnLimitFallback = "fallback"
+	OnLimitSkip     = "skip"
+)
 
 // QueueConfig configures River.
 type QueueConfig struct {
@@ -111,6 +164,31 @@ type RepoSettings struct {
 	AutoCloseInvalid *bool    `yaml:"auto_close_invalid,omitempty"`
 	ReviewDrafts     *bool    `yaml:"review_drafts,omitempty"`
 	Model            string   `yaml:"model,omitempty"` // "": anthropic.model
+	// QuietPeriod is how long a thread must go without a new event before
+	// it is analysed, so that a burst (an issue opened then edited, a pull
+	// request pushed several times) costs one analysis of its latest state.
+	QuietPeriod *Duration `yaml:"quiet_period,omitempty"`
+	// MaxAnalysesPerThread caps the analyses of one thread in 24 hours.
+	MaxAnalysesPerThread *int `yaml:"max_analyses_per_thread,omitempty"`
+	// MinContentChars: issues whose title and body together have fewer
+	// letters and digits than this are not analysed.
+	MinContentChars *int `yaml:"min_content_chars,omitempty"`
+	// MinChangeChars: an edit of an analysed issue is analysed again only
+	// when at least this many characters of its title and body changed.
+	MinChangeChars *int `yaml:"min_change_chars,omitempty"`
+	// IgnoreLabels: threads carrying any of these labels are left alone.
+	IgnoreLabels []string `yaml:"ignore_labels,omitempty"`
+	// IgnoreAuthors: threads opened by these logins are left alone.
+	IgnoreAuthors []string `yaml:"ignore_authors,omitempty"`
+	// IgnorePaths: pull requests that change only files matching these
+	// globs ("docs/**", "*.md") are not reviewed.
+	IgnorePaths []string `yaml:"ignore_paths,omitempty"`
+	// Branches: only pull requests into these base branches (globs) are
+	// reviewed; empty means every branch.
+	Branches []string `yaml:"branches,omitempty"`
+	// Context is text about the repository put in the stable, cached part
+	// of every prompt: what the project is, its conventions.
+	Context string `yaml:"context,omitempty"`
 }
 
 // RepoRule overrides Defaults for the repositories matching Match, an
@@ -129,6 +207,15 @@ type Settings struct {
 	AutoCloseInvalid bool
 	ReviewDrafts     bool
 	Model            string
+	QuietPeriod      time.Duration
+	MaxAnalyses      int
+	MinContentChars  int
+	MinChangeChars   int
+	IgnoreLabels     []string
+	IgnoreAuthors    []string
+	IgnorePaths      []string
+	Branches         []string
+	Context          string
 }
 
 // SupportedEvents lists the "event.action" names hookwise can handle.
@@ -144,11 +231,10 @@ func SupportedEvents() []string {
 	}
 }
 
-// defaultEvents is SupportedEvents without issues.edited: re-triaging on
-// every edit is noisy and costs a model call each time.
-func defaultEvents() []string {
-	return slices.DeleteFunc(SupportedEvents(), func(e string) bool { return e == "issues.edited" })
-}
+// defaultEvents is every supported event: edits and pushes are coalesced
+// and filtered, so they cost a call only when something that matters
+// changed.
+func defaultEvents() []string { return SupportedEvents() }
 
 func ptr[T any](v T) *T { return &v }
 
@@ -180,6 +266,12 @@ func Default() Config {
 			Interval: Duration(10 * time.Minute),
 			Window:   Duration(24 * time.Hour),
 		},
+		Budget: BudgetConfig{
+			OnLimit:         OnLimitDefer,
+			FallbackModel:   "claude-haiku-4-5",
+			AlertThresholds: []int{50, 80, 100},
+			AlertFormat:     "slack",
+		},
 		Defaults:        defaultRepoSettings(),
 		ShutdownTimeout: Duration(30 * time.Second),
 	}
@@ -187,11 +279,15 @@ func Default() Config {
 
 func defaultRepoSettings() RepoSettings {
 	return RepoSettings{
-		Events:           defaultEvents(),
-		PostComments:     ptr(true),
-		ApplyLabels:      ptr(true),
-		AutoCloseInvalid: ptr(false),
-		ReviewDrafts:     ptr(false),
+		Events:               defaultEvents(),
+		PostComments:         ptr(true),
+		ApplyLabels:          ptr(true),
+		AutoCloseInvalid:     ptr(false),
+		ReviewDrafts:         ptr(false),
+		QuietPeriod:          ptr(Duration(30 * time.Second)),
+		MaxAnalysesPerThread: ptr(3),
+		MinContentChars:      ptr(30),
+		MinChangeChars:       ptr(40),
 	}
 }
 
@@ -263,7 +359,7 @@ var (
 	lineRE       = regexp.MustCompile(`^line (\d+): (.*)$`)
 	unknownRE    = regexp.MustCompile(`^field (\S+) not found in type`)
 	yamlValueRE  = regexp.MustCompile("`[^`]*`")
-	secretKeyRE  = regexp.MustCompile(`(^|\.)(admin_token|webhook_secrets(\[\d+\])?|token|app_private_key|api_key)$`)
+	secretKeyRE  = regexp.MustCompile(`(^|\.)(admin_token|webhook_secrets(\[\d+\])?|token|app_private_key|api_key|alert_webhook)$`)
 	eventNameRE  = regexp.MustCompile(`^[a-z_]+(\.[a-z_]+)?$`)
 	yamlTypeName = strings.NewReplacer("config.", "")
 )
@@ -401,6 +497,22 @@ func (c *Config) applyEnv(env map[string]string) error {
 	secret("ANTHROPIC_API_KEY", &c.Anthropic.APIKey)
 	str("ANTHROPIC_BASE_URL", &c.Anthropic.BaseURL)
 	str("ANTHROPIC_MODEL", &c.Anthropic.Model)
+
+	dollars := func(name string, dst *float64) {
+		v := env[name]
+		if v == "" {
+			return
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: want an amount in dollars like 5 or 0.50, got %q", name, v))
+			return
+		}
+		*dst = f
+	}
+	dollars("HOOKWISE_BUDGET_DAILY", &c.Budget.Daily)
+	dollars("HOOKWISE_BUDGET_MONTHLY", &c.Budget.Monthly)
+	secret("HOOKWISE_ALERT_WEBHOOK", &c.Budget.AlertWebhook)
 	return errors.Join(errs...)
 }
 
@@ -497,6 +609,24 @@ func (c Config) Validate() error {
 	}
 	atLeast("anthropic.max_concurrency", c.Anthropic.MaxConcurrency, 1)
 	atLeast("anthropic.max_tokens", c.Anthropic.MaxTokens, 1)
+	for model, p := range c.Anthropic.Prices {
+		key := "anthropic.prices." + model
+		if model == "" {
+			bad(key, "model id prefix must not be empty")
+		}
+		for _, f := range []struct {
+			name string
+			v    float64
+		}{{"input", p.Input}, {"output", p.Output}, {"cache_write", p.CacheWrite}, {"cache_read", p.CacheRead}} {
+			if !(f.v >= 0) || math.IsInf(f.v, 0) {
+				bad(key+"."+f.name, "want dollars per million tokens, at least 0, got %v", f.v)
+			}
+		}
+		if p.Input == 0 || p.Output == 0 {
+			bad(key, "input and output prices must both be set")
+		}
+	}
+	errs = append(errs, c.Budget.validate()...)
 
 	atLeast("queue.workers", c.Queue.Workers, 1)
 	atLeast("queue.max_attempts", c.Queue.MaxAttempts, 1)
@@ -565,8 +695,103 @@ func validateMatch(m string) error {
 	return nil
 }
 
+func (b BudgetConfig) validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	amount := func(key string, v float64) {
+		if !(v >= 0) || math.IsInf(v, 0) {
+			bad(key, "want dollars, at least 0 (0: no limit), got %v", v)
+		}
+	}
+	amount("budget.daily", b.Daily)
+	amount("budget.monthly", b.Monthly)
+	for i, s := range b.Scopes {
+		key := fmt.Sprintf("budget.scopes[%d]", i)
+		if err := validScope(s.Match); err != nil {
+			bad(key+".match", "%v", err)
+		}
+		amount(key+".daily", s.Daily)
+		amount(key+".monthly", s.Monthly)
+		if s.Daily == 0 && s.Monthly == 0 {
+			bad(key, "set daily, monthly or both")
+		}
+	}
+	switch b.OnLimit {
+	case OnLimitDefer, OnLimitSkip:
+	case OnLimitFallback:
+		if b.FallbackModel == "" {
+			bad("budget.fallback_model", "must be set when budget.on_limit is fallback")
+		}
+	default:
+		bad("budget.on_limit", "want defer, fallback or skip, got %q", b.OnLimit)
+	}
+	for i, t := range b.AlertThresholds {
+		if t < 1 || t > 1000 {
+			bad(fmt.Sprintf("budget.alert_thresholds[%d]", i), "want a percentage from 1 to 1000, got %d", t)
+		}
+	}
+	if b.AlertWebhook != "" {
+		if u, err := url.Parse(b.AlertWebhook.Value()); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			// The URL is a credential (Slack's carry a token): never echo it.
+			bad("budget.alert_webhook", "want an http:// or https:// URL")
+		}
+	}
+	switch b.AlertFormat {
+	case "slack", "json":
+	default:
+		bad("budget.alert_format", "want slack or json, got %q", b.AlertFormat)
+	}
+	return errs
+}
+
+// validScope checks a budget scope: "repo:owner/name", "org:owner" or
+// "installation:ID".
+func validScope(m string) error {
+	const want = `want "repo:owner/name", "org:owner" or "installation:ID"`
+	kind, v, _ := strings.Cut(m, ":")
+	switch kind {
+	case "repo":
+		if owner, name, ok := strings.Cut(v, "/"); ok && owner != "" && name != "" && !strings.Contains(name, "/") {
+			return nil
+		}
+	case "org":
+		if v != "" && !strings.Contains(v, "/") {
+			return nil
+		}
+	case "installation":
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s, got %q", want, m)
+}
+
 func (s RepoSettings) validate(prefix string) []error {
 	var errs []error
+	if s.QuietPeriod != nil && (*s.QuietPeriod < 0 || *s.QuietPeriod > Duration(time.Hour)) {
+		errs = append(errs, fmt.Errorf("%s.quiet_period: want from 0s to 1h, got %s", prefix, *s.QuietPeriod))
+	}
+	for _, f := range []struct {
+		key string
+		v   *int
+		min int
+	}{{"max_analyses_per_thread", s.MaxAnalysesPerThread, 1}, {"min_content_chars", s.MinContentChars, 0}, {"min_change_chars", s.MinChangeChars, 0}} {
+		if f.v != nil && *f.v < f.min {
+			errs = append(errs, fmt.Errorf("%s.%s: must be at least %d, got %d", prefix, f.key, f.min, *f.v))
+		}
+	}
+	for _, g := range []struct {
+		key   string
+		globs []string
+	}{{"ignore_paths", s.IgnorePaths}, {"branches", s.Branches}} {
+		for i, p := range g.globs {
+			if _, err := path.Match(p, ""); err != nil || p == "" {
+				errs = append(errs, fmt.Errorf("%s.%s[%d]: want a glob like \"docs/**\" or \"release/*\", got %q", prefix, g.key, i, p))
+			}
+		}
+	}
 	supported := SupportedEvents()
 	for i, e := range s.Events {
 		if !eventNameRE.MatchString(e) || !slices.ContainsFunc(supported, func(se string) bool {
@@ -646,6 +871,15 @@ func (c Config) For(repo string) Settings {
 		AutoCloseInvalid: *s.AutoCloseInvalid,
 		ReviewDrafts:     *s.ReviewDrafts,
 		Model:            model,
+		QuietPeriod:      time.Duration(*s.QuietPeriod),
+		MaxAnalyses:      *s.MaxAnalysesPerThread,
+		MinContentChars:  *s.MinContentChars,
+		MinChangeChars:   *s.MinChangeChars,
+		IgnoreLabels:     slices.Clone(s.IgnoreLabels),
+		IgnoreAuthors:    slices.Clone(s.IgnoreAuthors),
+		IgnorePaths:      slices.Clone(s.IgnorePaths),
+		Branches:         slices.Clone(s.Branches),
+		Context:          s.Context,
 	}
 }
 
@@ -671,6 +905,33 @@ func (s RepoSettings) merge(o RepoSettings) RepoSettings {
 	}
 	if o.Model != "" {
 		s.Model = o.Model
+	}
+	if o.QuietPeriod != nil {
+		s.QuietPeriod = o.QuietPeriod
+	}
+	if o.MaxAnalysesPerThread != nil {
+		s.MaxAnalysesPerThread = o.MaxAnalysesPerThread
+	}
+	if o.MinContentChars != nil {
+		s.MinContentChars = o.MinContentChars
+	}
+	if o.MinChangeChars != nil {
+		s.MinChangeChars = o.MinChangeChars
+	}
+	if o.IgnoreLabels != nil {
+		s.IgnoreLabels = o.IgnoreLabels
+	}
+	if o.IgnoreAuthors != nil {
+		s.IgnoreAuthors = o.IgnoreAuthors
+	}
+	if o.IgnorePaths != nil {
+		s.IgnorePaths = o.IgnorePaths
+	}
+	if o.Branches != nil {
+		s.Branches = o.Branches
+	}
+	if o.Context != "" {
+		s.Context = o.Context
 	}
 	return s
 }

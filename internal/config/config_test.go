@@ -60,12 +60,16 @@ func TestDefaults(t *testing.T) {
 		{"prompts_dir", c.PromptsDir, ""},
 		{"settings", s, Settings{
 			Events: []string{
-				"issues.opened", "pull_request.opened", "pull_request.synchronize",
+				"issues.opened", "issues.edited", "pull_request.opened", "pull_request.synchronize",
 				"pull_request.ready_for_review", "pull_request.review_requested", "workflow_run.completed",
 			},
-			PostComments: true,
-			ApplyLabels:  true,
-			Model:        "claude-sonnet-4-5",
+			PostComments:    true,
+			ApplyLabels:     true,
+			Model:           "claude-sonnet-4-5",
+			QuietPeriod:     30 * time.Second,
+			MaxAnalyses:     3,
+			MinContentChars: 30,
+			MinChangeChars:  40,
 		}},
 	}
 	for _, tt := range tests {
@@ -460,23 +464,23 @@ repositories:
 	}{
 		{"other/repo", Settings{
 			Events: defaultEvents(), PostComments: true, ApplyLabels: true,
-			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: true, Model: "base-model",
+			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: true, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 30, MinChangeChars: 40,
 		}},
 		{"octo/quiet", Settings{
 			Events: []string{"issues"}, PostComments: false, ApplyLabels: true,
-			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: false, Model: "base-model",
+			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: false, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 30, MinChangeChars: 40,
 		}},
 		{"Octo/Quiet", Settings{ // GitHub names are case-insensitive
 			Events: []string{"issues"}, PostComments: false, ApplyLabels: true,
-			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: false, Model: "base-model",
+			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: false, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 30, MinChangeChars: 40,
 		}},
 		{"octo/quiet-two", Settings{
 			Events: defaultEvents(), PostComments: true, ApplyLabels: true,
-			LabelAllowlist: []string{}, AutoCloseInvalid: true, Model: "rule-model",
+			LabelAllowlist: []string{}, AutoCloseInvalid: true, Model: "rule-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 30, MinChangeChars: 40,
 		}},
 		{"octo/sub/repo", Settings{ // "*" does not cross "/"
 			Events: defaultEvents(), PostComments: true, ApplyLabels: true,
-			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: true, Model: "base-model",
+			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: true, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 30, MinChangeChars: 40,
 		}},
 	}
 	for _, tt := range tests {
