@@ -63,6 +63,10 @@ func runDemo(ctx context.Context, out io.Writer, keep bool) error {
 	cfg.Anthropic.APIKey = "demo-anthropic-key"
 	cfg.Anthropic.BaseURL = modelSrv.URL
 	cfg.ShutdownTimeout = config.Duration(5 * time.Second)
+	// A short quiet period, so the demo shows an edit burst coalesced into
+	// one analysis without a long wait.
+	quiet := config.Duration(time.Second)
+	cfg.Defaults.QuietPeriod = &quiet
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -90,6 +94,9 @@ func runDemo(ctx context.Context, out io.Writer, keep bool) error {
 			"After upgrading to v2.3 the LRU cache sometimes returns a value that was evicted.\n\nSteps: fill the cache past capacity from 8 goroutines, then Get the oldest key.\nExpected: miss. Actual: the old value.", "maria")},
 		{Event: "issues", GUID: "demo-2", Payload: fake.IssueEvent("opened", demoRepo, 2, "How do I set a TTL per entry?",
 			"The README shows a global TTL. Is there a way to give one entry its own expiry?", "dev-kim")},
+		{Event: "issues", GUID: "demo-2e", Payload: fake.IssueEvent("edited", demoRepo, 2, "How do I set a TTL per entry?",
+			"The README shows a global TTL. Is there a way to give one entry its own expiry?\n\nEdit: I am on v2.3, and I need it for session tokens that expire at different times.", "dev-kim")},
+		{Event: "issues", GUID: "demo-8", Payload: fake.IssueEvent("opened", demoRepo, 4, "help", "", "newcomer")},
 		{Event: "issues", GUID: "demo-1", Payload: fake.IssueEvent("opened", demoRepo, 1, "Cache returns stale values after eviction",
 			"After upgrading to v2.3 the LRU cache sometimes returns a value that was evicted.\n\nSteps: fill the cache past capacity from 8 goroutines, then Get the oldest key.\nExpected: miss. Actual: the old value.", "maria")},
 		{Event: "pull_request", GUID: "demo-3", Payload: fake.PullRequestEvent("opened", demoRepo, 7, "Fix LRU race on Get",

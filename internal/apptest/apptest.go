@@ -47,6 +47,9 @@ func Start(t testing.TB, github *fake.GitHub, model *fake.Anthropic, mutate func
 	cfg.GitHub.APIURL = ghSrv.URL + "/"
 	cfg.Anthropic.APIKey = ModelKey
 	cfg.Anthropic.BaseURL = modelSrv.URL
+	// Most tests send one event per thread: no quiet period to wait out.
+	// Coalescing tests set their own.
+	cfg.Defaults.QuietPeriod = new(config.Duration)
 	if mutate != nil {
 		mutate(&cfg)
 	}

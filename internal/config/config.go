@@ -286,7 +286,7 @@ func defaultRepoSettings() RepoSettings {
 		ReviewDrafts:         ptr(false),
 		QuietPeriod:          ptr(Duration(30 * time.Second)),
 		MaxAnalysesPerThread: ptr(3),
-		MinContentChars:      ptr(30),
+		MinContentChars:      ptr(15),
 		MinChangeChars:       ptr(40),
 	}
 }

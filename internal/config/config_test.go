@@ -68,7 +68,7 @@ func TestDefaults(t *testing.T) {
 			Model:           "claude-sonnet-4-5",
 			QuietPeriod:     30 * time.Second,
 			MaxAnalyses:     3,
-			MinContentChars: 30,
+			MinContentChars: 15,
 			MinChangeChars:  40,
 		}},
 	}
@@ -464,23 +464,23 @@ repositories:
 	}{
 		{"other/repo", Settings{
 			Events: defaultEvents(), PostComments: true, ApplyLabels: true,
-			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: true, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 30, MinChangeChars: 40,
+			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: true, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
 		}},
 		{"octo/quiet", Settings{
 			Events: []string{"issues"}, PostComments: false, ApplyLabels: true,
-			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: false, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 30, MinChangeChars: 40,
+			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: false, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
 		}},
 		{"Octo/Quiet", Settings{ // GitHub names are case-insensitive
 			Events: []string{"issues"}, PostComments: false, ApplyLabels: true,
-			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: false, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 30, MinChangeChars: 40,
+			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: false, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
 		}},
 		{"octo/quiet-two", Settings{
 			Events: defaultEvents(), PostComments: true, ApplyLabels: true,
-			LabelAllowlist: []string{}, AutoCloseInvalid: true, Model: "rule-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 30, MinChangeChars: 40,
+			LabelAllowlist: []string{}, AutoCloseInvalid: true, Model: "rule-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
 		}},
 		{"octo/sub/repo", Settings{ // "*" does not cross "/"
 			Events: defaultEvents(), PostComments: true, ApplyLabels: true,
-			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: true, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 30, MinChangeChars: 40,
+			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: true, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
 		}},
 	}
 	for _, tt := range tests {

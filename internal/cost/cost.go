@@ -24,6 +24,7 @@ var defaults = map[string]Price{
 	"claude-opus-4":     {Input: 15, Output: 75, CacheWrite: 18.75, CacheRead: 1.50},
 	"claude-opus-4-5":   {Input: 5, Output: 25, CacheWrite: 6.25, CacheRead: 0.50},
 	"claude-opus-4-6":   {Input: 5, Output: 25, CacheWrite: 6.25, CacheRead: 0.50},
+	"claude-haiku-4-5":  {Input: 1, Output: 5, CacheWrite: 1.25, CacheRead: 0.10},
 	"claude-sonnet-4":   {Input: 3, Output: 15, CacheWrite: 3.75, CacheRead: 0.30},
 	"claude-haiku-4":    {Input: 1, Output: 5, CacheWrite: 1.25, CacheRead: 0.10},
 	"claude-3-5-haiku":  {Input: 0.80, Output: 4, CacheWrite: 1, CacheRead: 0.08},
@@ -34,15 +35,47 @@ var defaults = map[string]Price{
 // never recorded as free.
 var fallback = defaults["claude-sonnet-4"]
 
-// For returns the price of model.
-func For(model string) Price {
+// Table is a price table: the defaults with a configuration's overrides.
+type Table struct{ prices map[string]Price }
+
+// NewTable returns the default prices with over added or replacing them,
+// by model id prefix.
+func NewTable(over map[string]Price) Table {
+	t := Table{prices: make(map[string]Price, len(defaults)+len(over))}
+	for k, v := range defaults {
+		t.prices[k] = v
+	}
+	for k, v := range over {
+		t.prices[k] = v
+	}
+	return t
+}
+
+// For returns the price of model: the entry with the longest prefix of its
+// id, else the Sonnet family's.
+func (t Table) For(model string) Price {
 	best, bestLen := fallback, 0
-	for prefix, p := range defaults {
+	for prefix, p := range t.prices {
 		if strings.HasPrefix(model, prefix) && len(prefix) > bestLen {
 			best, bestLen = p, len(prefix)
 		}
 	}
 	return best
+}
+
+// For returns the default price of model.
+func For(model string) Price { return NewTable(nil).For(model) }
+
+// Batch is the price through the Message Batches API: half of each.
+func (p Price) Batch() Price {
+	return Price{Input: p.Input / 2, Output: p.Output / 2, CacheWrite: p.CacheWrite / 2, CacheRead: p.CacheRead / 2}
+}
+
+// Estimate is the most a call can cost, in millionths of a dollar: every
+// input token at the dearer of the input and cache-write prices, and the
+// whole of maxOutput.
+func (p Price) Estimate(inputTokens, maxOutput int64) int64 {
+	return int64(math.Ceil(float64(inputTokens)*max(p.Input, p.CacheWrite) + float64(maxOutput)*p.Output))
 }
 
 // Micros is the cost of u at p in millionths of a dollar, rounded to the

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path"
+	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/hookwise/hookwise/internal/config"
 	"github.com/hookwise/hookwise/internal/gh"
@@ -24,6 +27,10 @@ type task struct {
 	ev       *event
 	labels   []string // the repository's labels, fetched at most once
 	omitted  []string // files left out of the prompt
+	files    []gh.File
+	// seen is what the analysis looks at, to compare with a later event:
+	// an issue's title and body, a pull request's head, a run.
+	seen string
 	// listed holds each thread's comments, fetched at most once per run:
 	// the prompt's history and the marker search read the same list.
 	listed map[int][]gh.Comment
@@ -64,6 +71,18 @@ func (t *task) comments(ctx context.Context, p *Pipeline, number int) ([]gh.Comm
 	return cs, nil
 }
 
+// prFiles lists the pull request's changed files once per run.
+func (t *task) prFiles(ctx context.Context, p *Pipeline) ([]gh.File, error) {
+	if t.files == nil {
+		files, err := p.github.PullRequestFiles(ctx, t.repo, t.number)
+		if err != nil {
+			return nil, fmt.Errorf("list pull request files: %w", err)
+		}
+		t.files = append([]gh.File{}, files...)
+	}
+	return t.files, nil
+}
+
 func (t *task) allowed(ctx context.Context, p *Pipeline) ([]string, error) {
 	if len(t.settings.LabelAllowlist) > 0 {
 		return t.settings.LabelAllowlist, nil
@@ -86,6 +105,21 @@ func (t *task) prompt(ctx context.Context, p *Pipeline) (system, user string, er
 	if system, err = p.prompts.Render(t.kind.system, data); err != nil {
 		return "", "", permanentError{fmt.Errorf("render %s: %w", t.kind.system, err)}
 	}
+	// The instructions, then the repository's context and the answer's
+	// schema: everything the same across a repository's threads comes
+	// first, as one block the API caches.
+	repo := prompt.RepoData{Repo: t.repo.String(), Context: t.settings.Context, Schema: t.kind.schemaText()}
+	if _, ok := t.kind.schema["properties"].(map[string]any)["labels"]; ok {
+		repo.Labels = true
+		if repo.AllowedLabels, err = t.allowed(ctx, p); err != nil {
+			return "", "", err
+		}
+	}
+	rendered, err := p.prompts.Render("repository.system", repo)
+	if err != nil {
+		return "", "", permanentError{fmt.Errorf("render repository.system: %w", err)}
+	}
+	system += "\n\n" + rendered
 	if user, err = p.prompts.Render(t.kind.user, data); err != nil {
 		return "", "", permanentError{fmt.Errorf("render %s: %w", t.kind.user, err)}
 	}
@@ -167,48 +201,88 @@ func (th *thread) labelNames() []string {
 	return out
 }
 
+// skip is why a delivery deserves no analysis: a short code, counted in
+// metrics, and a sentence for people.
+type skip struct{ code, text string }
+
+func (s skip) String() string { return s.code + ": " + s.text }
+
+func skipf(code, format string, args ...any) *skip {
+	return &skip{code: code, text: fmt.Sprintf(format, args...)}
+}
+
+// adminActions are actions that change a thread's bookkeeping, not what
+// it says.
+var adminActions = map[string]bool{
+	"labeled": true, "unlabeled": true, "assigned": true, "unassigned": true, "milestoned": true,
+	"demilestoned": true, "pinned": true, "unpinned": true, "locked": true, "unlocked": true,
+	"transferred": true, "typed": true, "untyped": true, "closed": true, "deleted": true,
+	"review_request_removed": true, "auto_merge_enabled": true, "auto_merge_disabled": true,
+	"enqueued": true, "dequeued": true, "converted_to_draft": true,
+}
+
 // plan decides whether d deserves a model call. It returns the task, or nil
-// and the reason it deserves none.
-func (p *Pipeline) plan(ctx context.Context, d store.Delivery) (*task, string, error) {
+// and why it deserves none.
+func (p *Pipeline) plan(ctx context.Context, d store.Delivery) (*task, *skip, error) {
 	var ev event
 	if err := json.Unmarshal(d.Payload, &ev); err != nil {
-		return nil, "payload is not a JSON object of a known shape", nil
+		return nil, skipf("bad_payload", "payload is not a JSON object of a known shape"), nil
 	}
 	if ev.Repository.FullName == "" {
-		return nil, "event has no repository", nil
+		return nil, skipf("no_repository", "event has no repository"), nil
 	}
 	settings := p.cfg.For(ev.Repository.FullName)
+	if !slices.Contains(config.SupportedEvents(), d.EventName()) {
+		if adminActions[d.Action] {
+			return nil, skipf("admin", "%s is bookkeeping, not content", d.EventName()), nil
+		}
+		return nil, skipf("no_handler", "%s has no handler", d.EventName()), nil
+	}
 	if !settings.Enabled(d.Event, ev.Action) {
-		return nil, fmt.Sprintf("%s not handled for this repository", d.EventName()), nil
+		return nil, skipf("not_enabled", "%s not enabled for this repository", d.EventName()), nil
 	}
 	repo := gh.Repo{Owner: ev.Repository.Owner.Login, Name: ev.Repository.Name, Installation: ev.Installation.ID}
-	if reason := p.fromBot(ev.Sender); reason != "" {
-		return nil, reason, nil
+	if sk := p.fromBot(ev.Sender); sk != nil {
+		return nil, sk, nil
 	}
 	if ev.Sender.Type != "Bot" {
 		self, err := p.github.Login(ctx, repo)
 		if err != nil {
-			return nil, "", fmt.Errorf("learn own login: %w", err)
+			return nil, nil, fmt.Errorf("learn own login: %w", err)
 		}
 		if strings.EqualFold(self, ev.Sender.Login) {
-			return nil, "sent by hookwise itself", nil
+			return nil, skipf("self", "sent by hookwise itself"), nil
 		}
 	}
+	if slices.ContainsFunc(settings.IgnoreAuthors, func(a string) bool { return strings.EqualFold(a, ev.Sender.Login) }) {
+		return nil, skipf("ignored_author", "sender %s is in ignore_authors", ev.Sender.Login), nil
+	}
 	t := &task{repo: repo, settings: settings, ev: &ev}
+	var th *thread
 	switch {
 	case d.Event == "issues" && ev.Issue != nil:
-		if HasMarker(ev.Issue.body()) {
-			return nil, "issue carries hookwise's marker", nil
+		th = ev.Issue
+		if HasMarker(th.body()) {
+			return nil, skipf("marker", "issue carries hookwise's marker"), nil
 		}
-		t.kind, t.number = &issueKind, ev.Issue.Number
+		if n := contentChars(th.Title + " " + th.body()); n < settings.MinContentChars {
+			return nil, skipf("low_content", "title and body have %d letters or digits (min_content_chars %d)", n, settings.MinContentChars), nil
+		}
+		t.kind, t.number = &issueKind, th.Number
+		t.subject = ""
+		t.seen = th.Title + "\n\n" + th.body()
 		t.targets = []int{t.number}
 	case d.Event == "pull_request" && ev.PullRequest != nil:
 		pr := ev.PullRequest
+		th = &pr.thread
 		if pr.Draft && !settings.ReviewDrafts {
-			return nil, "draft pull request", nil
+			return nil, skipf("draft", "draft pull request"), nil
+		}
+		if len(settings.Branches) > 0 && !slices.ContainsFunc(settings.Branches, func(g string) bool { return globMatch(g, pr.Base.Ref) }) {
+			return nil, skipf("branch", "base branch %s is not in branches", pr.Base.Ref), nil
 		}
 		t.kind, t.number = &reviewKind, pr.Number
-		t.subject = pr.Head.SHA
+		t.subject, t.seen = pr.Head.SHA, pr.Head.SHA
 		if ev.Action == "review_requested" {
 			t.kind = &reviewRequestKind
 			reviewer := ""
@@ -224,32 +298,127 @@ func (p *Pipeline) plan(ctx context.Context, d store.Delivery) (*task, string, e
 	case d.Event == "workflow_run" && ev.WorkflowRun != nil:
 		run := ev.WorkflowRun
 		if run.Conclusion != "failure" {
-			return nil, fmt.Sprintf("workflow run concluded %q, not failure", run.Conclusion), nil
+			return nil, skipf("not_failure", "workflow run concluded %q, not failure", run.Conclusion), nil
 		}
 		t.kind, t.number = &workflowKind, int(run.ID)
 		t.subject = fmt.Sprintf("run %d", run.ID)
+		t.seen = t.subject
 		for _, pr := range run.PullRequests {
 			t.targets = append(t.targets, pr.Number)
 		}
 	default:
-		return nil, fmt.Sprintf("%s has no handler", d.EventName()), nil
+		return nil, skipf("no_handler", "%s has no handler", d.EventName()), nil
 	}
-	return t, "", nil
+	if th != nil {
+		if sk := threadFilters(th, settings); sk != nil {
+			return nil, sk, nil
+		}
+	}
+	if t.kind == &reviewKind || t.kind == &reviewRequestKind {
+		if sk, err := p.pathFilter(ctx, t); sk != nil || err != nil {
+			return nil, sk, err
+		}
+	}
+	return t, nil, nil
 }
 
-func (p *Pipeline) fromBot(u user) string {
+// threadFilters are the filters every issue and pull request goes through.
+func threadFilters(th *thread, s config.Settings) *skip {
 	switch {
-	case u.Type == "Bot":
-		return "sent by a bot (" + u.Login + ")"
-	case strings.HasSuffix(u.Login, "[bot]"):
-		return "sent by a bot (" + u.Login + ")"
+	case th.State == "closed":
+		return skipf("closed", "thread is closed")
+	case th.Locked:
+		return skipf("locked", "thread is locked")
+	case slices.ContainsFunc(s.IgnoreAuthors, func(a string) bool { return strings.EqualFold(a, th.User.Login) }):
+		return skipf("ignored_author", "author %s is in ignore_authors", th.User.Login)
+	}
+	for _, l := range th.labelNames() {
+		if slices.ContainsFunc(s.IgnoreLabels, func(i string) bool { return strings.EqualFold(i, l) }) {
+			return skipf("ignored_label", "thread is labelled %q, in ignore_labels", l)
+		}
+	}
+	return nil
+}
+
+// pathFilter skips a pull request that changes only ignored paths. The
+// file list is kept for the prompt.
+func (p *Pipeline) pathFilter(ctx context.Context, t *task) (*skip, error) {
+	if len(t.settings.IgnorePaths) == 0 {
+		return nil, nil
+	}
+	files, err := t.prFiles(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if !slices.ContainsFunc(t.settings.IgnorePaths, func(g string) bool { return globMatch(g, f.Name) }) {
+			return nil, nil
+		}
+	}
+	return skipf("ignored_path", "all %d changed files match ignore_paths", len(files)), nil
+}
+
+// globMatch matches a path against a glob: "dir/**" matches everything
+// under dir, a glob without a slash ("*.md") matches the base name, any
+// other is path.Match on the whole path.
+func globMatch(glob, name string) bool {
+	if dir, ok := strings.CutSuffix(glob, "/**"); ok {
+		return name == dir || strings.HasPrefix(name, dir+"/")
+	}
+	if !strings.Contains(glob, "/") {
+		name = path.Base(name)
+	}
+	ok, _ := path.Match(glob, name)
+	return ok
+}
+
+// contentChars counts the letters and digits of s outside HTML comments,
+// which issue templates use for their instructions.
+func contentChars(s string) int {
+	n := 0
+	for {
+		before, rest, found := strings.Cut(s, "<!--")
+		for _, r := range before {
+			if unicode.IsLetter(r) || unicode.IsDigit(r) {
+				n++
+			}
+		}
+		if !found {
+			return n
+		}
+		_, s, found = strings.Cut(rest, "-->")
+		if !found {
+			return n
+		}
+	}
+}
+
+// changed is how many characters differ between a and b, ignoring
+// whitespace: what is left of the longer once their common prefix and
+// suffix are taken away.
+func changed(a, b string) int {
+	a, b = strings.Join(strings.Fields(a), " "), strings.Join(strings.Fields(b), " ")
+	pre := 0
+	for pre < len(a) && pre < len(b) && a[pre] == b[pre] {
+		pre++
+	}
+	suf := 0
+	for suf < len(a)-pre && suf < len(b)-pre && a[len(a)-1-suf] == b[len(b)-1-suf] {
+		suf++
+	}
+	return max(len(a), len(b)) - pre - suf
+}
+
+func (p *Pipeline) fromBot(u user) *skip {
+	if u.Type == "Bot" || strings.HasSuffix(u.Login, "[bot]") {
+		return skipf("bot", "sent by a bot (%s)", u.Login)
 	}
 	for _, b := range p.cfg.GitHub.BotLogins {
 		if strings.EqualFold(b, u.Login) {
-			return "sent by a configured bot (" + u.Login + ")"
+			return skipf("bot", "sent by a configured bot (%s)", u.Login)
 		}
 	}
-	return ""
+	return nil
 }
 
 // history returns the thread's earlier discussion, without hookwise's own

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hookwise/hookwise/internal/prompt"
@@ -21,6 +23,8 @@ type kind struct {
 	name         string
 	system, user string // template names
 	schema       map[string]any
+	// maxTokens is what the answer can need: anthropic.max_tokens caps it.
+	maxTokens int
 	data         func(ctx context.Context, p *Pipeline, t *task) (any, error)
 	render       func(t *task, a answer) string
 }
@@ -67,11 +71,27 @@ func object(props map[string]any) map[string]any {
 	for k := range props {
 		required = append(required, k)
 	}
+	// Sorted, so the schema (in the cached prompt prefix and in the
+	// request) is the same in every process.
+	slices.Sort(required)
 	return map[string]any{"type": "object", "properties": props, "required": required, "additionalProperties": false}
 }
 
+// schemaChars is the size of the schema, which the API adds to the prompt.
+func (k *kind) schemaChars() int {
+	b, _ := json.Marshal(k.schema)
+	return len(b)
+}
+
+// schemaText is the schema as the prompt shows it. Go marshals map keys
+// sorted, so the text is the same on every call, as caching needs.
+func (k *kind) schemaText() string {
+	b, _ := json.MarshalIndent(k.schema, "", "  ")
+	return string(b)
+}
+
 var issueKind = kind{
-	name: kindIssue, system: "issue.system", user: "issue.user",
+	name: kindIssue, system: "issue.system", user: "issue.user", maxTokens: 1024,
 	schema: object(map[string]any{
 		"classification": enum("bug", "feature", "question", "documentation", "invalid"),
 		"summary":        str(),
@@ -107,7 +127,7 @@ var issueKind = kind{
 }
 
 var reviewKind = kind{
-	name: kindReview, system: "pull_request.system", user: "pull_request.user",
+	name: kindReview, system: "pull_request.system", user: "pull_request.user", maxTokens: 2048,
 	schema: object(map[string]any{
 		"summary": str(),
 		"risk":    enum("low", "medium", "high"),
@@ -125,7 +145,7 @@ var reviewKind = kind{
 }
 
 var reviewRequestKind = kind{
-	name: kindReviewRequest, system: "pull_request.system", user: "review_request.user",
+	name: kindReviewRequest, system: "pull_request.system", user: "review_request.user", maxTokens: 2048,
 	schema: reviewKind.schema,
 	data:   pullRequestData,
 	render: renderReview,
@@ -136,9 +156,9 @@ var reviewRequestKind = kind{
 const patchBudget = 60_000
 
 func pullRequestData(ctx context.Context, p *Pipeline, t *task) (any, error) {
-	files, err := p.github.PullRequestFiles(ctx, t.repo, t.number)
+	files, err := t.prFiles(ctx, p)
 	if err != nil {
-		return nil, fmt.Errorf("list pull request files: %w", err)
+		return nil, err
 	}
 	pr := t.ev.PullRequest
 	th, allowed, err := p.context(ctx, t, &pr.thread)
@@ -203,7 +223,7 @@ func renderReview(t *task, a answer) string {
 }
 
 var workflowKind = kind{
-	name: kindWorkflowRun, system: "workflow_run.system", user: "workflow_run.user",
+	name: kindWorkflowRun, system: "workflow_run.system", user: "workflow_run.user", maxTokens: 1024,
 	schema: object(map[string]any{
 		"summary":       str(),
 		"likely_cause":  str(),

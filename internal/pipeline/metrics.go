@@ -15,13 +15,19 @@ type Metrics struct {
 	tokens   *prometheus.CounterVec
 	callTime prometheus.Histogram
 	comments prometheus.Counter
+	skipped  *prometheus.CounterVec
+	cost     *prometheus.CounterVec
+	refusals *prometheus.CounterVec
+	alerts   *prometheus.CounterVec
+	spent    *prometheus.GaugeVec
+	limit    *prometheus.GaugeVec
 }
 
 // NewMetrics registers the pipeline's collectors on reg (nil: none).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hookwise_deliveries_processed_total", Help: "Deliveries processed, by event and outcome (done, skipped, failed).",
+			Name: "hookwise_deliveries_processed_total", Help: "Deliveries processed, by event and outcome (done, skipped, deferred, failed).",
 		}, []string{"event", "outcome"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookwise_model_calls_total", Help: "Model calls by model and result (ok or the error type).",
@@ -36,9 +42,27 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		comments: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hookwise_github_comments_posted_total", Help: "New comments posted on GitHub.",
 		}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookwise_deliveries_skipped_total", Help: "Deliveries that got no model call, by reason (bot, low_content, coalesced, ...).",
+		}, []string{"reason"}),
+		cost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookwise_model_cost_dollars_total", Help: "What model calls cost, by model and event, at the configured prices.",
+		}, []string{"model", "event"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookwise_budget_refusals_total", Help: "Model calls a budget refused, by budget scope.",
+		}, []string{"scope"}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookwise_budget_alerts_total", Help: "Budget alerts fired, by threshold (percent).",
+		}, []string{"threshold"}),
+		spent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hookwise_budget_spent_dollars", Help: "Spent in the current period of each budget, reservations included.",
+		}, []string{"scope", "period"}),
+		limit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "hookwise_budget_limit_dollars", Help: "Each budget's limit.",
+		}, []string{"scope", "period"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.outcomes, m.calls, m.tokens, m.callTime, m.comments)
+		reg.MustRegister(m.outcomes, m.calls, m.tokens, m.callTime, m.comments, m.skipped, m.cost, m.refusals, m.alerts, m.spent, m.limit)
 	}
 	return m
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/hookwise/hookwise/internal/cost"
 	"github.com/hookwise/hookwise/internal/gh"
 	"github.com/hookwise/hookwise/internal/store"
+	"github.com/tidwall/gjson"
 )
 
 // GitHub is what the pipeline needs of GitHub.
@@ -50,6 +51,11 @@ var (
 	_ Model  = (*claude.Client)(nil)
 )
 
+// Alerter sends budget alerts.
+type Alerter interface {
+	Send(ctx context.Context, a cost.Alert) error
+}
+
 // Pipeline processes deliveries. It is safe for concurrent use.
 type Pipeline struct {
 	store   *store.Store
@@ -59,8 +65,14 @@ type Pipeline struct {
 	cfg     config.Config
 	log     *slog.Logger
 	m       *Metrics
-	// leaseTTL bounds how long a crashed worker keeps a thread locked.
+	// leaseTTL bounds how long a crashed worker keeps a thread locked, and
+	// how long a crashed call's budget reservation counts.
 	leaseTTL time.Duration
+	prices   cost.Table
+	budgets  cost.Budgets
+	est      cost.Estimator
+	alerter  Alerter // nil: alerts are recorded and logged only
+	now      func() time.Time
 }
 
 // New builds a Pipeline.
@@ -69,7 +81,20 @@ func New(st *store.Store, github GitHub, model Model, prompts Prompts, cfg confi
 		log = slog.New(slog.DiscardHandler)
 	}
 	ttl := time.Duration(cfg.Queue.JobTimeout) + time.Minute
-	return &Pipeline{store: st, github: github, model: model, prompts: prompts, cfg: cfg, log: log, m: m, leaseTTL: ttl}
+	p := &Pipeline{store: st, github: github, model: model, prompts: prompts, cfg: cfg, log: log, m: m, leaseTTL: ttl,
+		prices: cost.NewTable(prices(cfg.Anthropic.Prices)), budgets: cost.NewBudgets(cfg.Budget), now: time.Now}
+	if cfg.Budget.AlertWebhook != "" {
+		p.alerter = &cost.Notifier{URL: cfg.Budget.AlertWebhook.Value(), Format: cfg.Budget.AlertFormat}
+	}
+	return p
+}
+
+func prices(in map[string]config.Price) map[string]cost.Price {
+	out := make(map[string]cost.Price, len(in))
+	for k, v := range in {
+		out[k] = cost.Price{Input: v.Input, Output: v.Output, CacheWrite: v.CacheWrite, CacheRead: v.CacheRead}
+	}
+	return out
 }
 
 // GaveUp records that a delivery's processing failed for good: a permanent
@@ -89,11 +114,16 @@ func (p *Pipeline) GaveUp(ctx context.Context, deliveryID int64, cause error) {
 	p.m.outcome(event, "failed")
 }
 
-// busyError asks the queue to try again later without using an attempt.
-type busyError struct{ thread string }
+// busyError asks the queue to try again later without using an attempt:
+// another job holds the thread, a newer event on it is not planned yet, or
+// the thread is not quiet yet.
+type busyError struct {
+	why  string
+	wait time.Duration
+}
 
-func (e busyError) Error() string                     { return "thread " + e.thread + " is being handled by another job" }
-func (e busyError) RetryAfterDuration() time.Duration { return 3 * time.Second }
+func (e busyError) Error() string                     { return e.why }
+func (e busyError) RetryAfterDuration() time.Duration { return e.wait }
 
 // Process handles one delivery. It is safe to run again after a crash at any
 // point: the model's answer is reused once stored, and comments are found by
@@ -103,41 +133,78 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 	if err != nil {
 		return err
 	}
-	if d.Status == store.StatusDone || d.Status == store.StatusSkipped {
+	switch d.Status {
+	case store.StatusDone, store.StatusSkipped, store.StatusDeferred, store.StatusDiscarded:
 		return nil
 	}
 	log := p.log.With("delivery", d.GUID, "event", d.Event, "action", d.Action, "repo", d.Repo)
 
-	t, reason, err := p.plan(ctx, d)
+	t, sk, err := p.plan(ctx, d)
 	if err != nil {
 		return err
 	}
 	if t == nil {
-		log.Debug("delivery skipped", "reason", reason)
-		p.m.outcome(d.Event, "skipped")
-		return p.store.SetDeliveryStatus(ctx, deliveryID, store.StatusSkipped, reason)
+		return p.skip(ctx, d, sk, log)
 	}
-	log = log.With("thread", t.thread())
+	thread := t.thread()
+	log = log.With("thread", thread)
+	_, stored := p.storedAnalysis(ctx, d.ID)
+
+	// Coalesce: only the newest delivery of a thread is analysed, once the
+	// thread has been quiet for a while; the others end here.
+	st, err := p.store.NoteThread(ctx, thread, d.ID, d.ReceivedAt)
+	if err != nil {
+		return err
+	}
+	if !stored {
+		if wait, err := p.newerUnplanned(ctx, d, t); err != nil || wait {
+			if err != nil {
+				return err
+			}
+			return busyError{why: "a newer event on " + thread + " is not planned yet", wait: time.Second}
+		}
+		if st.LatestDelivery > d.ID {
+			return p.skip(ctx, d, skipf("coalesced", "delivery %d is newer on %s and is analysed instead", st.LatestDelivery, thread), log)
+		}
+		if wait := st.LatestAt.Add(t.settings.QuietPeriod).Sub(p.now()); wait > 0 {
+			return busyError{why: thread + " is not quiet yet", wait: wait + 10*time.Millisecond}
+		}
+	}
 
 	// The lease belongs to the job, not the delivery: a retry of this job
 	// (after a crash) takes it back at once, while a second job for the same
 	// delivery (a replay) waits its turn.
 	owner := job
-	ok, err := p.store.LockThread(ctx, t.thread(), owner, p.leaseTTL)
+	ok, err := p.store.LockThread(ctx, thread, owner, p.leaseTTL)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return busyError{thread: t.thread()}
+		return busyError{why: "thread " + thread + " is being handled by another job", wait: 3 * time.Second}
 	}
 	defer func() {
-		if uerr := p.store.UnlockThread(context.WithoutCancel(ctx), t.thread(), owner); uerr != nil {
+		if uerr := p.store.UnlockThread(context.WithoutCancel(ctx), thread, owner); uerr != nil {
 			log.Warn("unlock thread", "err", uerr)
 		}
 	}()
+	if !stored {
+		if sk, err := p.repeat(ctx, d, t); sk != nil || err != nil {
+			if err != nil {
+				return err
+			}
+			return p.skip(ctx, d, sk, log)
+		}
+	}
 
 	a, err := p.analyse(ctx, d, t)
+	var held *budgetHeld
+	if errors.As(err, &held) {
+		return p.hold(ctx, d, t, held, log)
+	}
 	if err != nil {
+		return err
+	}
+	if err := p.store.MarkAnalysed(ctx, thread, d.ID, t.seen); err != nil {
 		return err
 	}
 	summary, err := p.act(ctx, d, t, a)
@@ -148,6 +215,75 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 		"input_tokens", a.InputTokens, "output_tokens", a.OutputTokens)
 	p.m.outcome(d.Event, "done")
 	return p.store.SetDeliveryStatus(ctx, deliveryID, store.StatusDone, summary)
+}
+
+func (p *Pipeline) skip(ctx context.Context, d store.Delivery, sk *skip, log *slog.Logger) error {
+	log.Debug("delivery skipped", "reason", sk.String())
+	p.m.outcome(d.Event, "skipped")
+	p.m.skipped.WithLabelValues(sk.code).Inc()
+	return p.store.SetDeliveryStatus(ctx, d.ID, store.StatusSkipped, sk.String())
+}
+
+func (p *Pipeline) storedAnalysis(ctx context.Context, id int64) (store.Analysis, bool) {
+	a, err := p.store.Analysis(ctx, id)
+	return a, err == nil
+}
+
+// newerUnplanned reports whether a newer delivery of t's thread is stored
+// but not planned yet: it may be the thread's latest, so d must wait for it
+// whatever the quiet period says (the queue may be behind).
+func (p *Pipeline) newerUnplanned(ctx context.Context, d store.Delivery, t *task) (bool, error) {
+	if t.kind == &workflowKind {
+		return false, nil
+	}
+	ds, err := p.store.Unplanned(ctx, d.Repo, d.ID, []string{"issues", "pull_request"})
+	if err != nil {
+		return false, err
+	}
+	for _, o := range ds {
+		n := gjson.GetBytes(o.Payload, "issue.number")
+		if !n.Exists() {
+			n = gjson.GetBytes(o.Payload, "pull_request.number")
+		}
+		if int(n.Int()) == t.number {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// repeat decides whether a thread analysed before deserves another
+// analysis for d: something that matters changed, and the thread's limit
+// is not reached.
+func (p *Pipeline) repeat(ctx context.Context, d store.Delivery, t *task) (*skip, error) {
+	st, err := p.store.Thread(ctx, t.thread())
+	if err != nil {
+		return nil, err
+	}
+	if st.LatestDelivery > d.ID {
+		return skipf("coalesced", "delivery %d is newer on %s and is analysed instead", st.LatestDelivery, t.thread()), nil
+	}
+	if st.AnalysedDelivery == 0 || st.AnalysedDelivery == d.ID {
+		return nil, nil
+	}
+	switch t.kind {
+	case &issueKind:
+		if n := changed(st.AnalysedSubject, t.seen); n < t.settings.MinChangeChars {
+			return skipf("no_change", "%d characters changed since the last analysis (min_change_chars %d)", n, t.settings.MinChangeChars), nil
+		}
+	default:
+		if st.AnalysedSubject == t.seen {
+			return skipf("no_change", "%s already analysed", shortSHA(t.seen)), nil
+		}
+	}
+	n, err := p.store.AnalysesSince(ctx, d.Repo, t.number, p.now().Add(-24*time.Hour))
+	if err != nil {
+		return nil, err
+	}
+	if n >= t.settings.MaxAnalyses {
+		return skipf("thread_limit", "%d analyses of %s in 24 hours (max_analyses_per_thread %d)", n, t.thread(), t.settings.MaxAnalyses), nil
+	}
+	return nil, nil
 }
 
 // analyse returns the stored answer for d, or asks the model and stores it.
@@ -168,13 +304,29 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 		System:    system,
 		Prompt:    user,
 		Schema:    t.kind.schema,
-		MaxTokens: p.cfg.Anthropic.MaxTokens,
+		MaxTokens: min(t.kind.maxTokens, p.cfg.Anthropic.MaxTokens),
+	}
+	chars := len(system) + len(user) + t.kind.schemaChars()
+	usageID, err := p.reserve(ctx, d, t, &req, chars)
+	if err != nil {
+		return store.Analysis{}, err
 	}
 	res, err := p.model.Complete(ctx, req)
 	p.m.modelCall(req.Model, res, err)
+	model := res.Model
+	if model == "" {
+		model = req.Model
+	}
+	usage := cost.Usage{
+		Input: res.Usage.InputTokens, Output: res.Usage.OutputTokens,
+		CacheWrite: res.Usage.CacheCreationInputTokens, CacheRead: res.Usage.CacheReadInputTokens,
+	}
+	micros := p.prices.For(model).Micros(usage)
+	p.settle(ctx, d, usageID, model, usage, micros, res, err)
 	if err != nil {
 		return store.Analysis{}, fmt.Errorf("ask model: %w", err)
 	}
+	p.est.Learn(req.Model, chars, usage.Input+usage.CacheWrite+usage.CacheRead)
 	result := res.JSON
 	if len(t.omitted) > 0 {
 		// Keep the files left out of the prompt with the answer, so a review
@@ -183,10 +335,6 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 			return store.Analysis{}, permanentError{err}
 		}
 	}
-	model := res.Model
-	if model == "" {
-		model = req.Model
-	}
 	a = store.Analysis{
 		DeliveryID:       d.ID,
 		Repo:             d.Repo,
@@ -194,16 +342,13 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 		Kind:             t.kind.name,
 		Model:            model,
 		Result:           string(result),
-		InputTokens:      res.Usage.InputTokens,
-		OutputTokens:     res.Usage.OutputTokens,
-		CacheWriteTokens: res.Usage.CacheCreationInputTokens,
-		CacheReadTokens:  res.Usage.CacheReadInputTokens,
-		CostMicros: cost.For(model).Micros(cost.Usage{
-			Input: res.Usage.InputTokens, Output: res.Usage.OutputTokens,
-			CacheWrite: res.Usage.CacheCreationInputTokens, CacheRead: res.Usage.CacheReadInputTokens,
-		}),
-		Latency:   res.Latency,
-		RequestID: res.RequestID,
+		InputTokens:      usage.Input,
+		OutputTokens:     usage.Output,
+		CacheWriteTokens: usage.CacheWrite,
+		CacheReadTokens:  usage.CacheRead,
+		CostMicros:       micros,
+		Latency:          res.Latency,
+		RequestID:        res.RequestID,
 	}
 	if err := p.store.SaveAnalysis(ctx, a); err != nil {
 		return store.Analysis{}, err

@@ -75,6 +75,11 @@ func newHarness(t *testing.T, cfg config.Config, answer any) *harness {
 	if err != nil {
 		t.Fatalf("prompt.New: %v", err)
 	}
+	if q := cfg.Defaults.QuietPeriod; q != nil && *q == *config.Default().Defaults.QuietPeriod {
+		// Most tests send one event per thread: no quiet period to wait
+		// out. Coalescing tests set their own.
+		cfg.Defaults.QuietPeriod = new(config.Duration)
+	}
 	h.p = pipeline.New(st, ghc, mc, prompts, cfg, pipeline.NewMetrics(nil), nil)
 	return h
 }
@@ -478,8 +483,8 @@ func TestDraftPullRequestIsSkipped(t *testing.T) {
 	id := h.process(t, "pull_request", fake.PullRequestEvent("opened", repo, 9, "WIP", "", headSHA, "alice", "", true))
 
 	d := h.wantStatus(t, id, store.StatusSkipped)
-	if d.Reason != "draft pull request" {
-		t.Errorf("skip reason = %q, want %q", d.Reason, "draft pull request")
+	if d.Reason != "draft: draft pull request" {
+		t.Errorf("skip reason = %q, want %q", d.Reason, "draft: draft pull request")
 	}
 	if got := h.model.Calls(); got != 0 {
 		t.Errorf("model calls = %d, want 0", got)
@@ -487,6 +492,20 @@ func TestDraftPullRequestIsSkipped(t *testing.T) {
 	if got := h.github.Comments(repo, 9); len(got) != 0 {
 		t.Errorf("comments on #9 = %q, want none", bodies(got))
 	}
+}
+
+// closed marks an issue payload's thread closed.
+func closed(payload []byte) []byte {
+	var m map[string]any
+	if err := json.Unmarshal(payload, &m); err != nil {
+		panic(err)
+	}
+	m["issue"].(map[string]any)["state"] = "closed"
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func TestSkipsWithoutModelCall(t *testing.T) {
@@ -519,7 +538,7 @@ func TestSkipsWithoutModelCall(t *testing.T) {
 			name:       "star",
 			event:      "star",
 			payload:    fake.StarEvent(repo, "alice"),
-			wantReason: "star.created not handled",
+			wantReason: "no_handler: star.created has no handler",
 		},
 		{
 			name:       "issue written by hookwise",
@@ -528,16 +547,36 @@ func TestSkipsWithoutModelCall(t *testing.T) {
 			wantReason: "issue carries hookwise's marker",
 		},
 		{
-			name:       "issue edited is off by default",
+			name:       "label added",
 			event:      "issues",
-			payload:    fake.IssueEvent("edited", repo, 1, "Panic on start", "It panics.", "alice"),
-			wantReason: "issues.edited not handled",
+			payload:    fake.IssueEvent("labeled", repo, 1, "Panic on start", "It panics.", "alice"),
+			wantReason: "admin: issues.labeled is bookkeeping",
+		},
+		{
+			name:       "almost no content",
+			event:      "issues",
+			payload:    fake.IssueEvent("opened", repo, 1, "help", "<!-- Describe the bug here -->\n.", "alice"),
+			wantReason: "low_content: title and body have 4 letters or digits (min_content_chars 15)",
+		},
+		{
+			name:       "closed issue edited",
+			event:      "issues",
+			payload:    closed(fake.IssueEvent("edited", repo, 1, "Panic on start", "It panics.", "alice")),
+			wantReason: "closed: thread is closed",
+		},
+		{
+			name:       "bot login from the config",
+			event:      "issues",
+			payload:    fake.IssueEvent("opened", repo, 1, "Nightly report", "All green tonight, nothing to do.", "ci-robot"),
+			wantReason: "bot: sent by a configured bot (ci-robot)",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			h := newHarness(t, config.Default(), nil)
+			cfg := config.Default()
+			cfg.GitHub.BotLogins = []string{"ci-robot"}
+			h := newHarness(t, cfg, nil)
 
 			id := h.process(t, tt.event, tt.payload)
 
@@ -778,7 +817,7 @@ func TestMissingLedgerCommentDoesNotBlockThread(t *testing.T) {
 	h := newHarness(t, config.Default(), issueAnswer([]string{"bug"}, false, ""))
 	h.process(t, "issues", fake.IssueEvent("opened", repo, 1, "Panic on start", "It panics.", "alice"))
 	h.github.FailNext("PATCH", "/repos/"+repo+"/issues/comments/", 404, 1)
-	id := h.process(t, "issues", fake.IssueEvent("opened", repo, 1, "Panic on start", "It panics on every start.", "alice"))
+	id := h.process(t, "issues", fake.IssueEvent("edited", repo, 1, "Panic on start", "It panics on every start, with a stack trace in the log about a nil map.", "alice"))
 	if d := h.delivery(t, id); d.Status != store.StatusDone {
 		t.Errorf("delivery after a 404 edit = %q %q, want done", d.Status, d.Reason)
 	}

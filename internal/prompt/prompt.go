@@ -89,6 +89,17 @@ type File struct {
 	Patch                string // unified diff hunks; "" for binary or too-large files
 }
 
+// RepoData is the data of the repository.system template: the part of
+// every system prompt that is the same for all of a repository's threads
+// of one kind, so that it is cached with the instructions before it.
+type RepoData struct {
+	Repo          string
+	Context       string // the repository's context setting
+	Labels        bool   // whether the answer chooses labels
+	AllowedLabels []string
+	Schema        string // the answer's JSON schema, indented
+}
+
 // WorkflowRunData is the data of the workflow_run.* templates.
 type WorkflowRunData struct {
 	Repo, Name, Branch, HeadSHA, URL string

@@ -320,8 +320,9 @@ type dispatcher struct {
 	store *store.Store
 }
 
-// Work claims undispatched deliveries and enqueues their jobs, a chunk per
-// transaction, until none is left.
+// Work claims undispatched deliveries, and deferred deliveries whose budget
+// has reset, and enqueues their jobs, a chunk per transaction, until none
+// is left.
 func (d *dispatcher) Work(ctx context.Context, _ *river.Job[DispatchArgs]) error {
 	client, err := river.ClientFromContextSafely[*sql.Tx](ctx)
 	if err != nil {
@@ -331,8 +332,16 @@ func (d *dispatcher) Work(ctx context.Context, _ *river.Job[DispatchArgs]) error
 		n := 0
 		err := d.store.Tx(ctx, func(tx *sql.Tx) error {
 			ids, err := d.store.ClaimUndispatchedTx(ctx, tx, 500)
-			if err != nil || len(ids) == 0 {
+			if err != nil {
 				return err
+			}
+			resumed, err := d.store.ResumeDueTx(ctx, tx, 500-len(ids))
+			if err != nil {
+				return err
+			}
+			ids = append(ids, resumed...)
+			if len(ids) == 0 {
+				return nil
 			}
 			n = len(ids)
 			params := make([]river.InsertManyParams, len(ids))

@@ -35,6 +35,9 @@ type Delivery struct {
 	Status         string
 	Reason         string
 	UpdatedAt      time.Time
+	// Thread is the thread the delivery was planned for ("" before
+	// planning, or when it deserves no analysis).
+	Thread string
 }
 
 // EventName is "event.action", or the event alone when it has no action.
@@ -75,13 +78,13 @@ func (s *Store) InsertDeliveries(ctx context.Context, tx *sql.Tx, ds []Delivery)
 	return ids, nil
 }
 
-const deliveryColumns = `id, hook_id, hook_target, guid, event, action, repo, installation_id, sender, received_at, status, reason, updated_at`
+const deliveryColumns = `id, hook_id, hook_target, guid, event, action, repo, installation_id, sender, received_at, status, reason, updated_at, thread`
 
 func scanDelivery(row interface{ Scan(...any) error }, withPayload bool) (Delivery, error) {
 	var d Delivery
 	var received, updated int64
 	dest := []any{&d.ID, &d.HookID, &d.HookTarget, &d.GUID, &d.Event, &d.Action, &d.Repo, &d.InstallationID,
-		&d.Sender, &received, &d.Status, &d.Reason, &updated}
+		&d.Sender, &received, &d.Status, &d.Reason, &updated, &d.Thread}
 	if withPayload {
 		dest = append(dest, &d.Payload)
 	}

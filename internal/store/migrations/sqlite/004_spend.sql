@@ -3,6 +3,8 @@
 -- planned delivery through it.
 ALTER TABLE hw_deliveries ADD COLUMN thread TEXT NOT NULL DEFAULT '';
 CREATE INDEX hw_deliveries_thread ON hw_deliveries (thread, id);
+-- When a delivery deferred by a budget may be tried again (ms; 0: not deferred).
+ALTER TABLE hw_deliveries ADD COLUMN resume_at INTEGER NOT NULL DEFAULT 0;
 
 -- One row per thread that has had a delivery planned for analysis: which
 -- delivery is the newest (the one that will be analysed once the thread is

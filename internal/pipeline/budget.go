@@ -1,0 +1,203 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hookwise/hookwise/internal/claude"
+	"github.com/hookwise/hookwise/internal/config"
+	"github.com/hookwise/hookwise/internal/cost"
+	"github.com/hookwise/hookwise/internal/store"
+)
+
+// budgetHeld is a call a budget did not allow, and what to do instead.
+type budgetHeld struct {
+	over   *store.OverBudget
+	action string // config.OnLimitDefer or config.OnLimitSkip
+}
+
+func (e *budgetHeld) Error() string { return e.over.Error() }
+
+// reserve writes req to the ledger as a reservation of the most it can
+// cost, within every budget it counts against. Over a budget it falls back
+// to the cheaper model where so configured (changing req.Model), else it
+// returns a *budgetHeld.
+func (p *Pipeline) reserve(ctx context.Context, d store.Delivery, t *task, req *claude.Request, chars int) (int64, error) {
+	call := store.UsageCall{
+		DeliveryID: d.ID, Repo: d.Repo, Owner: t.repo.Owner, InstallationID: d.InstallationID,
+		Thread: t.thread(), Event: d.EventName(), Kind: t.kind.name,
+	}
+	limits := p.budgets.Limits(d.Repo, d.InstallationID, p.now())
+	try := func(model string) (int64, error) {
+		call.Model = model
+		call.EstimateMicros = p.prices.For(model).Estimate(p.est.Tokens(model, chars), int64(req.MaxTokens))
+		return p.store.Reserve(ctx, call, limits, p.leaseTTL)
+	}
+	id, err := try(req.Model)
+	var over *store.OverBudget
+	if !errors.As(err, &over) {
+		return id, err
+	}
+	p.m.refusals.WithLabelValues(over.Limit.Scope).Inc()
+	p.alertReached(ctx, over.Limit)
+	action := p.cfg.Budget.OnLimit
+	if action == config.OnLimitFallback {
+		if fb := p.cfg.Budget.FallbackModel; fb != req.Model {
+			id, err := try(fb)
+			if err == nil {
+				p.log.Info("budget: falling back to a cheaper model", "delivery", d.GUID, "model", fb, "budget", over.Error())
+				req.Model = fb
+				return id, nil
+			}
+			if !errors.As(err, &over) {
+				return 0, err
+			}
+		}
+		action = config.OnLimitDefer
+	}
+	return 0, &budgetHeld{over: over, action: action}
+}
+
+// settle records what a call cost, and sends the alerts it set off.
+func (p *Pipeline) settle(ctx context.Context, d store.Delivery, id int64, model string, u cost.Usage, micros int64, res claude.Result, callErr error) {
+	outcome := "ok"
+	if callErr != nil {
+		outcome = "error"
+		var ce *claude.Error
+		if errors.As(callErr, &ce) {
+			outcome = ce.Type
+		}
+	}
+	// The call happened: record it even if the job's context has ended.
+	ctx = context.WithoutCancel(ctx)
+	err := p.store.Settle(ctx, id, store.Settlement{
+		Model: model, Outcome: outcome, Input: u.Input, Output: u.Output, CacheWrite: u.CacheWrite, CacheRead: u.CacheRead,
+		Micros: micros, Latency: res.Latency, RequestID: res.RequestID,
+	})
+	if err != nil {
+		// The reservation stays counted until it expires: spending is
+		// overstated for a while, never understated.
+		p.log.Error("settle model call", "delivery", d.GUID, "err", err)
+	}
+	p.m.cost.WithLabelValues(model, d.Event).Add(float64(micros) / 1e6)
+	for _, l := range p.budgets.Limits(d.Repo, d.InstallationID, p.now()) {
+		spent, err := p.store.Spent(ctx, l)
+		if err != nil {
+			p.log.Error("budget spent", "scope", l.Scope, "err", err)
+			continue
+		}
+		p.m.spent.WithLabelValues(l.Scope, periodKind(l)).Set(float64(spent) / 1e6)
+		p.m.limit.WithLabelValues(l.Scope, periodKind(l)).Set(float64(l.Micros) / 1e6)
+		p.alert(ctx, l, spent, cost.Crossed(p.budgets.Thresholds(), spent, l.Micros))
+	}
+}
+
+func periodKind(l store.Limit) string {
+	if l.End.Sub(l.Start) > 48*time.Hour {
+		return "month"
+	}
+	return "day"
+}
+
+// alertReached fires the alerts of l up to 100%: a call was refused, so the
+// budget is reached whatever the settled spending says.
+func (p *Pipeline) alertReached(ctx context.Context, l store.Limit) {
+	var upTo []int
+	for _, t := range p.budgets.Thresholds() {
+		if t <= 100 {
+			upTo = append(upTo, t)
+		}
+	}
+	spent, err := p.store.Spent(ctx, l)
+	if err != nil {
+		p.log.Error("budget spent", "scope", l.Scope, "err", err)
+	}
+	p.alert(ctx, l, spent, upTo)
+}
+
+// alert sends each threshold of l that has not fired yet in its period.
+func (p *Pipeline) alert(ctx context.Context, l store.Limit, spent int64, thresholds []int) {
+	for _, t := range thresholds {
+		first, err := p.store.RecordAlert(ctx, l, t, spent)
+		if err != nil {
+			p.log.Error("record budget alert", "err", err)
+			continue
+		}
+		if !first {
+			continue
+		}
+		p.m.alerts.WithLabelValues(fmt.Sprint(t)).Inc()
+		p.SendAlert(ctx, store.AlertRow{Scope: l.Scope, Period: l.Period, Threshold: t, Spent: spent, Limit: l.Micros})
+	}
+}
+
+// SendAlert sends a recorded alert and records the outcome; an alert that
+// could not be sent is tried again by RetryAlerts.
+func (p *Pipeline) SendAlert(ctx context.Context, a store.AlertRow) {
+	log := p.log.With("scope", a.Scope, "period", a.Period, "threshold", a.Threshold,
+		"spent_usd", float64(a.Spent)/1e6, "limit_usd", float64(a.Limit)/1e6)
+	if p.alerter == nil {
+		log.Warn("budget alert (no budget.alert_webhook configured)")
+		return
+	}
+	sendCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := p.alerter.Send(sendCtx, cost.Alert{Scope: a.Scope, Period: a.Period, Threshold: a.Threshold,
+		SpentUSD: float64(a.Spent) / 1e6, LimitUSD: float64(a.Limit) / 1e6})
+	if err != nil {
+		log.Warn("send budget alert", "err", err)
+	} else {
+		log.Info("budget alert sent")
+	}
+	if merr := p.store.MarkAlert(ctx, a, err); merr != nil {
+		log.Error("mark budget alert", "err", merr)
+	}
+}
+
+// RetryAlerts sends again the alerts that could not be sent.
+func (p *Pipeline) RetryAlerts(ctx context.Context) error {
+	if p.alerter == nil {
+		return nil
+	}
+	rows, err := p.store.Alerts(ctx, true, 10)
+	if err != nil {
+		return err
+	}
+	for _, a := range rows {
+		p.SendAlert(ctx, a)
+	}
+	return nil
+}
+
+// hold ends a delivery a budget held back: deferred until the budget's
+// period ends, or skipped with a note on the thread.
+func (p *Pipeline) hold(ctx context.Context, d store.Delivery, t *task, held *budgetHeld, log *slog.Logger) error {
+	over := held.over
+	if held.action == config.OnLimitSkip {
+		if t.settings.PostComments && len(t.targets) > 0 {
+			number := t.targets[0]
+			key := "budget-note " + t.thread() + " " + over.Limit.Period
+			body := fmt.Sprintf("hookwise did not analyse this: the %s budget for %s is used up (%s of %s). "+
+				"It will look at new activity once the budget resets.\n\n%s",
+				periodWord(over.Limit), over.Limit.Scope, cost.Dollars(over.Spent), cost.Dollars(over.Limit.Micros), marker(key))
+			if _, _, err := p.upsertComment(ctx, d, t, number, key, body); err != nil {
+				return err
+			}
+		}
+		return p.skip(ctx, d, skipf("budget", "%s", over.Error()), log)
+	}
+	log.Info("delivery deferred by budget", "budget", over.Error(), "resume_at", over.Limit.End)
+	p.m.outcome(d.Event, "deferred")
+	return p.store.Defer(ctx, d.ID, over.Limit.End, fmt.Sprintf("budget: %s; deferred until %s",
+		over.Error(), over.Limit.End.UTC().Format(time.RFC3339)))
+}
+
+func periodWord(l store.Limit) string {
+	if periodKind(l) == "month" {
+		return "monthly"
+	}
+	return "daily"
+}

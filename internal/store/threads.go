@@ -1,0 +1,127 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ThreadState is what coalescing knows of one thread.
+type ThreadState struct {
+	Thread           string
+	LatestDelivery   int64     // the newest delivery planned for the thread
+	LatestAt         time.Time // when it was received
+	AnalysedDelivery int64     // the delivery whose analysis is the thread's latest; 0: none
+	AnalysedSubject  string    // what that analysis saw: a head commit, the issue's text
+	AnalysedAt       time.Time
+}
+
+// NoteThread records that delivery id, received at, was planned for an
+// analysis of thread, makes it the thread's latest delivery if it is the
+// newest, and returns the thread's state.
+func (s *Store) NoteThread(ctx context.Context, thread string, id int64, at time.Time) (ThreadState, error) {
+	var st ThreadState
+	err := s.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE hw_deliveries SET thread = ? WHERE id = ?`), thread, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hw_threads (thread, latest_delivery, latest_at) VALUES (?, ?, ?)
+			ON CONFLICT (thread) DO UPDATE SET latest_delivery = excluded.latest_delivery, latest_at = excluded.latest_at
+			WHERE excluded.latest_delivery > hw_threads.latest_delivery`), thread, id, at.UnixMilli()); err != nil {
+			return err
+		}
+		var err error
+		st, err = s.threadState(ctx, tx, thread)
+		return err
+	})
+	if err != nil {
+		return ThreadState{}, fmt.Errorf("note thread %s: %w", thread, err)
+	}
+	return st, nil
+}
+
+// Thread returns a thread's state.
+func (s *Store) Thread(ctx context.Context, thread string) (ThreadState, error) {
+	st, err := s.threadState(ctx, s.DB, thread)
+	if err != nil {
+		return ThreadState{}, fmt.Errorf("thread %s: %w", thread, err)
+	}
+	return st, nil
+}
+
+func (s *Store) threadState(ctx context.Context, db interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, thread string) (ThreadState, error) {
+	st := ThreadState{Thread: thread}
+	var latest, analysed int64
+	err := db.QueryRowContext(ctx, s.q(`SELECT latest_delivery, latest_at, analysed_delivery, analysed_subject, analysed_at
+		FROM hw_threads WHERE thread = ?`), thread).Scan(&st.LatestDelivery, &latest, &st.AnalysedDelivery, &st.AnalysedSubject, &analysed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ThreadState{}, ErrNotFound
+	}
+	if err != nil {
+		return ThreadState{}, err
+	}
+	st.LatestAt = time.UnixMilli(latest)
+	if analysed != 0 {
+		st.AnalysedAt = time.UnixMilli(analysed)
+	}
+	return st, nil
+}
+
+// MarkAnalysed records that delivery id's analysis, of subject, is now the
+// thread's latest.
+func (s *Store) MarkAnalysed(ctx context.Context, thread string, id int64, subject string) error {
+	_, err := s.DB.ExecContext(ctx, s.q(`UPDATE hw_threads SET analysed_delivery = ?, analysed_subject = ?, analysed_at = ?
+		WHERE thread = ?`), id, subject, s.millis(), thread)
+	if err != nil {
+		return fmt.Errorf("mark thread %s analysed: %w", thread, err)
+	}
+	return nil
+}
+
+// AnalysesSince counts the analyses of thread number of repo stored since.
+func (s *Store) AnalysesSince(ctx context.Context, repo string, number int, since time.Time) (int, error) {
+	var n int
+	err := s.DB.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM hw_analyses WHERE repo = ? AND thread = ? AND created_at >= ?`),
+		repo, number, since.UnixMilli()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count analyses of %s#%d: %w", repo, number, err)
+	}
+	return n, nil
+}
+
+// Unplanned returns the deliveries of repo newer than id, of the given
+// events, that are queued and not yet planned: an older delivery of the
+// same thread waits for them so that it cannot be analysed in their place.
+func (s *Store) Unplanned(ctx context.Context, repo string, id int64, events []string) ([]Delivery, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	args := []any{repo, id, StatusQueued}
+	marks := ""
+	for i, e := range events {
+		if i > 0 {
+			marks += ", "
+		}
+		marks += "?"
+		args = append(args, e)
+	}
+	rows, err := s.DB.QueryContext(ctx, s.q(`SELECT `+deliveryColumns+`, payload FROM hw_deliveries
+		WHERE repo = ? AND id > ? AND status = ? AND thread = '' AND event IN (`+marks+`) ORDER BY id LIMIT 200`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("unplanned deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows, true)
+		if err != nil {
+			return nil, fmt.Errorf("unplanned deliveries: %w", err)
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
