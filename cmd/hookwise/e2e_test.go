@@ -272,7 +272,7 @@ func TestDemo(t *testing.T) {
 	if err := run([]string{"demo"}, &out, &errOut); err != nil {
 		t.Fatalf("demo: %v\n%s", err, errOut.String())
 	}
-	for _, want := range []string{"demo-1", "duplicate: ignored", "analysed", "sent by a bot", "not failure", "star.created not handled"} {
+	for _, want := range []string{"demo-1", "duplicate: ignored", "analysed", "sent by a bot", "not failure", "star.created has no handler", "coalesced", "low_content"} {
 		if !contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

@@ -41,6 +41,9 @@ commands:
   dlq discard <id|guid>      take a dead letter out of the queue (it stays stored)
   redeliver --since 24h [--dry-run]
                              ask GitHub to redeliver what its hooks failed to deliver
+  costs [--by day|repo|model|event|kind] [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--repo owner/name]
+                             what model calls used and cost (UTC days, both included;
+                             default: by day, the last 30 days; --since also takes a duration)
 
 Every command takes --config FILE (or HOOKWISE_CONFIG).
 `
@@ -63,10 +66,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	configPath := fs.String("config", os.Getenv("HOOKWISE_CONFIG"), "YAML configuration file")
 	keep := fs.Bool("keep", false, "demo: leave the server running after the run")
 	status := fs.String("status", "", "deliveries list: only this status (queued, done, skipped, failed, discarded)")
-	repo := fs.String("repo", "", "deliveries list: only this repository (owner/name)")
+	repo := fs.String("repo", "", "deliveries list, costs: only this repository (owner/name)")
 	limit := fs.Int("limit", 50, "deliveries list, dlq list: how many")
 	all := fs.Bool("all", false, "dlq retry: every dead letter")
-	since := fs.Duration("since", 24*time.Hour, "redeliver: how far back to look (at most 72h)")
+	var since sinceFlag
+	fs.Var(&since, "since", "redeliver: how far back to look (default 24h, at most 72h); "+
+		"costs: the first UTC day, YYYY-MM-DD, or a duration (default 30 days ago)")
+	until := fs.String("until", "", "costs: the last UTC day included, YYYY-MM-DD (default: no bound)")
+	by := fs.String("by", "day", "costs: group by day, repo, model, event or kind")
 	dryRun := fs.Bool("dry-run", false, "redeliver: report what would be redelivered, request nothing")
 	sub := ""
 	if (cmd == "deliveries" || cmd == "dlq") && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -107,7 +114,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	case "dlq":
 		return dlq(ctx, cfg, sub, fs.Args(), *all, *limit, stdout)
 	case "redeliver":
-		return redeliver(ctx, cfg, *since, *dryRun, stdout, log)
+		return redeliver(ctx, cfg, since.duration(time.Now(), 24*time.Hour), *dryRun, stdout, log)
+	case "costs":
+		if fs.NArg() != 0 {
+			return errors.New("usage: hookwise costs [--by day|repo|model|event|kind] [--since DATE] [--until DATE] [--repo owner/name]")
+		}
+		return costs(ctx, cfg, *by, since, *until, *repo, stdout)
 	case "replay":
 		if fs.NArg() != 1 {
 			return errors.New("usage: hookwise replay <id|guid>")

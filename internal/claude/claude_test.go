@@ -50,7 +50,7 @@ func testRequest(system, prompt string) Request {
 func TestComplete(t *testing.T) {
 	t.Parallel()
 	c, f, _ := newTestClient(t, fake.AnthropicOptions{Latency: 10 * time.Millisecond}, Options{})
-	system := strings.Repeat("Triage issues for octo/repo. ", 20)
+	system := strings.Repeat("Triage issues for octo/repo. ", 150) // over the 1,024-token minimum a prefix needs to be cached
 	res, err := c.Complete(context.Background(), testRequest(system, "Issue #7: crash on start"))
 	if err != nil {
 		t.Fatalf("Complete() error = %v", err)
@@ -102,7 +102,7 @@ func TestComplete(t *testing.T) {
 func TestCompleteCache(t *testing.T) {
 	t.Parallel()
 	c, _, _ := newTestClient(t, fake.AnthropicOptions{}, Options{})
-	system := strings.Repeat("stable instructions ", 50)
+	system := strings.Repeat("stable instructions ", 250) // over the 1,024-token minimum a prefix needs to be cached
 	first, err := c.Complete(context.Background(), testRequest(system, "event one"))
 	if err != nil {
 		t.Fatal(err)

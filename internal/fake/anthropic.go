@@ -32,8 +32,11 @@ const anthDefaultSeed = 0x5EED_A17E_0000_0001
 
 // Anthropic is an in-process fake of Anthropic's Messages API
 // (POST /v1/messages). It speaks the real wire format, so the official SDK
-// and hookwise's claude adapter work against it unchanged. It is safe for
-// concurrent use.
+// and hookwise's claude adapter work against it unchanged. It models prompt
+// caching of a system prompt marked with cache_control, including the
+// model's minimum cacheable length, so a test that expects cache reads
+// needs a system prompt at least that long (1024 tokens, 4096 chars, for
+// most models). It is safe for concurrent use.
 type Anthropic struct {
 	opts AnthropicOptions
 
@@ -42,11 +45,12 @@ type Anthropic struct {
 	calls       int
 	requests    []AnthropicRequest
 	failures    []anthFailure
-	cache       map[[32]byte]time.Time // system prompt hash → last use
-	reqBucket   anthBucket             // requests per minute
-	tokBucket   anthBucket             // tokens per minute
-	rng         *mrand.Rand            // fault draws
-	answers     map[int]int            // status → answers sent
+	cache       map[[32]byte]time.Time    // system prompt hash → last use
+	reqBucket   anthBucket                // requests per minute
+	tokBucket   anthBucket                // tokens per minute
+	rng         *mrand.Rand               // fault draws
+	answers     map[int]int               // status → answers sent
+	usage       map[string]AnthropicUsage // model → usage reported in 200 answers
 	inFlight    int
 	maxInFlight int
 }
@@ -99,6 +103,17 @@ type AnthropicFault struct {
 	// are not empty: what a client sees when it hits a limit the headers do
 	// not report, such as one of its organisation's.
 	RetryAfter time.Duration
+}
+
+// AnthropicUsage is the usage the fake reported in its 200 answers to one
+// model, summed field by field over those answers, so that a test can check
+// a cost ledger against what the API would have billed.
+type AnthropicUsage struct {
+	Calls                    int64 // 200 answers, including those cut at max_tokens
+	InputTokens              int64 // usage.input_tokens
+	OutputTokens             int64 // usage.output_tokens
+	CacheCreationInputTokens int64 // usage.cache_creation_input_tokens
+	CacheReadInputTokens     int64 // usage.cache_read_input_tokens
 }
 
 // AnthropicRequest is a Messages API request as the fake decoded it.
@@ -164,6 +179,7 @@ func NewAnthropic(opts AnthropicOptions) *Anthropic {
 		tokBucket: newAnthBucket(opts.TokensPerMinute),
 		rng:       mrand.New(mrand.NewPCG(seed, seed^0x9E3779B97F4A7C15)),
 		answers:   map[int]int{},
+		usage:     map[string]AnthropicUsage{},
 	}
 }
 
@@ -190,6 +206,20 @@ func (a *Anthropic) Answers() map[int]int {
 	out := make(map[int]int, len(a.answers))
 	for status, n := range a.answers {
 		out[status] = n
+	}
+	return out
+}
+
+// Usage returns, by model id as requested, the usage the fake reported in
+// every 200 answer it has sent (answers cut at max_tokens included): the
+// sums of each usage field of the response bodies, and how many answers.
+// Failed calls are absent, as the API does not bill them.
+func (a *Anthropic) Usage() map[string]AnthropicUsage {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]AnthropicUsage, len(a.usage))
+	for model, u := range a.usage {
+		out[model] = u
 	}
 	return out
 }
@@ -365,7 +395,10 @@ func (a *Anthropic) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	a.reqBucket.take(1)
 	a.tokBucket.take(float64(systemTokens + inputTokens))
 	var cacheRead, cacheCreation int64
-	if cacheable && systemTokens > 0 {
+	// A marked prefix shorter than the model's minimum is not cached at
+	// all, as in the API: no entry, no write, no read, and its tokens are
+	// plain input.
+	if cacheable && systemTokens >= anthMinCacheTokens(req.Model) {
 		key := sha256.Sum256([]byte(req.Model + "\x00" + req.System))
 		if last, ok := a.cache[key]; ok && now.Sub(last) < anthCacheTTL {
 			cacheRead = systemTokens
@@ -402,9 +435,26 @@ func (a *Anthropic) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		stopReason = "max_tokens"
 	}
 
+	usage := AnthropicUsage{
+		Calls:                    1,
+		InputTokens:              inputTokens,
+		OutputTokens:             outputTokens,
+		CacheCreationInputTokens: cacheCreation,
+		CacheReadInputTokens:     cacheRead,
+	}
+
 	a.mu.Lock()
 	a.calls++
 	a.requests = append(a.requests, req)
+	// Recorded before the answer is written, so that a client that has read
+	// it finds it in Usage; the body below is built from the same values.
+	total := a.usage[req.Model]
+	total.Calls += usage.Calls
+	total.InputTokens += usage.InputTokens
+	total.OutputTokens += usage.OutputTokens
+	total.CacheCreationInputTokens += usage.CacheCreationInputTokens
+	total.CacheReadInputTokens += usage.CacheReadInputTokens
+	a.usage[req.Model] = total
 	now = a.opts.Now()
 	a.tokBucket.refill(now)
 	a.tokBucket.take(float64(outputTokens))
@@ -420,18 +470,42 @@ func (a *Anthropic) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		"stop_reason":   stopReason,
 		"stop_sequence": nil,
 		"usage": map[string]any{
-			"input_tokens":                inputTokens,
-			"output_tokens":               outputTokens,
-			"cache_creation_input_tokens": cacheCreation,
-			"cache_read_input_tokens":     cacheRead,
+			"input_tokens":                usage.InputTokens,
+			"output_tokens":               usage.OutputTokens,
+			"cache_creation_input_tokens": usage.CacheCreationInputTokens,
+			"cache_read_input_tokens":     usage.CacheReadInputTokens,
 			"cache_creation": map[string]any{
-				"ephemeral_5m_input_tokens": cacheCreation,
+				"ephemeral_5m_input_tokens": usage.CacheCreationInputTokens,
 				"ephemeral_1h_input_tokens": 0,
 			},
 			"service_tier": "standard",
 		},
 	}
 	anthWriteJSON(w, http.StatusOK, body)
+}
+
+// anthMinCacheTokens is the shortest prefix, in tokens, that model caches:
+// the "minimum cacheable prompt length" of Anthropic's prompt caching
+// documentation (https://platform.claude.com/docs/en/build-with-claude/prompt-caching).
+// Model ids are matched by substring, so dated ids such as
+// claude-haiku-4-5-20251001 get their family's minimum; an unknown model
+// gets 1024, the minimum of most models.
+func anthMinCacheTokens(model string) int64 {
+	has := func(families ...string) bool {
+		for _, f := range families {
+			if strings.Contains(model, f) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("claude-opus-4-6", "claude-opus-4-5", "claude-haiku-4-5"):
+		return 4096
+	case has("claude-sonnet-4-6", "claude-3-5-haiku", "claude-3-haiku"):
+		return 2048
+	}
+	return 1024 // claude-sonnet-4-5, claude-sonnet-4, claude-opus-4(-1), claude-3-7-sonnet, ...
 }
 
 // fault returns the random fault that draw, a number in [0, 1), selects.

@@ -94,7 +94,7 @@ func TestAnthropicSDKMessage(t *testing.T) {
 	clock, _ := anthClock() // stopped, so the request bucket does not refill between calls
 	f, url := anthServer(t, fake.AnthropicOptions{Now: clock})
 	client := anthSDK(url, anthTestKey)
-	system := strings.Repeat("You triage GitHub issues. ", 40)
+	system := strings.Repeat("You triage GitHub issues. ", 200) // 1300 tokens: long enough to cache
 	prompt := "Issue #1: the build is broken on main."
 
 	var resp *http.Response
@@ -368,18 +368,18 @@ func TestAnthropicCacheExpiry(t *testing.T) {
 	clock, advance := anthClock()
 	_, url := anthServer(t, fake.AnthropicOptions{Now: clock})
 	client := anthSDK(url, anthTestKey)
-	system := strings.Repeat("x", 400) // 100 tokens
+	system := strings.Repeat("x", 4400) // 1100 tokens, over the minimum of 1024 for claude-test-1
 
 	steps := []struct {
 		after      time.Duration
 		wantCreate int64
 		wantRead   int64
 	}{
-		{0, 100, 0},
-		{4 * time.Minute, 0, 100},   // within 5 minutes of the last use
-		{4 * time.Minute, 0, 100},   // a read refreshed the entry
-		{5*time.Minute + 1, 100, 0}, // expired
-		{time.Second, 0, 100},
+		{0, 1100, 0},
+		{4 * time.Minute, 0, 1100},   // within 5 minutes of the last use
+		{4 * time.Minute, 0, 1100},   // a read refreshed the entry
+		{5*time.Minute + 1, 1100, 0}, // expired
+		{time.Second, 0, 1100},
 	}
 	for i, s := range steps {
 		advance(s.after)
@@ -401,8 +401,69 @@ func TestAnthropicCacheExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msg.Usage.CacheCreationInputTokens != 0 || msg.Usage.CacheReadInputTokens != 0 || msg.Usage.InputTokens != 100 {
-		t.Errorf("uncached usage = %+v, want 100 input tokens and no cache", msg.Usage)
+	if msg.Usage.CacheCreationInputTokens != 0 || msg.Usage.CacheReadInputTokens != 0 || msg.Usage.InputTokens != 1100 {
+		t.Errorf("uncached usage = %+v, want 1100 input tokens and no cache", msg.Usage)
+	}
+}
+
+// TestAnthropicMinCacheTokens checks that a cache_control'd system prompt
+// shorter than the model's minimum is billed as plain input and leaves no
+// cache entry, while one of exactly the minimum is cached.
+func TestAnthropicMinCacheTokens(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		model string
+		min   int
+	}{
+		{"claude-opus-4-6", 4096},
+		{"claude-opus-4-5-20251101", 4096},
+		{"claude-haiku-4-5", 4096},
+		{"claude-haiku-4-5-20251001", 4096},
+		{"claude-sonnet-4-6", 2048},
+		{"claude-3-5-haiku-20241022", 2048},
+		{"claude-3-haiku-20240307", 2048},
+		{"claude-sonnet-4-5-20250929", 1024},
+		{"claude-sonnet-4-20250514", 1024},
+		{"claude-opus-4-20250514", 1024},
+		{"claude-opus-4-1-20250805", 1024},
+		{"claude-3-7-sonnet-20250219", 1024},
+		{"claude-test-1", 1024}, // unknown
+	}
+	for _, tt := range tests {
+		for _, size := range []int{tt.min - 1, tt.min} {
+			t.Run(tt.model+"/"+strconv.Itoa(size), func(t *testing.T) {
+				t.Parallel()
+				clock, _ := anthClock()
+				f, url := anthServer(t, fake.AnthropicOptions{Now: clock})
+				client := anthSDK(url, anthTestKey)
+				p := anthParams(strings.Repeat("x", 4*size), "pppp") // size tokens of system, 1 of prompt
+				p.Model = tt.model
+
+				cached := int64(size)
+				if size < tt.min {
+					cached = 0
+				}
+				want := []anthropic.Usage{
+					{InputTokens: 1 + int64(size) - cached, CacheCreationInputTokens: cached},
+					{InputTokens: 1 + int64(size) - cached, CacheReadInputTokens: cached},
+				}
+				for i, w := range want {
+					msg, err := client.Messages.New(context.Background(), p)
+					if err != nil {
+						t.Fatalf("call %d: Messages.New(%s, %d system tokens) error = %v, want nil", i, tt.model, size, err)
+					}
+					got := msg.Usage
+					if got.InputTokens != w.InputTokens || got.CacheCreationInputTokens != w.CacheCreationInputTokens || got.CacheReadInputTokens != w.CacheReadInputTokens {
+						t.Errorf("call %d: usage of %s with %d system tokens = input %d, cache creation %d, read %d, want %d, %d, %d",
+							i, tt.model, size, got.InputTokens, got.CacheCreationInputTokens, got.CacheReadInputTokens,
+							w.InputTokens, w.CacheCreationInputTokens, w.CacheReadInputTokens)
+					}
+				}
+				if got := f.Calls(); got != 2 {
+					t.Errorf("Calls() = %d, want 2", got)
+				}
+			})
+		}
 	}
 }
 
@@ -740,5 +801,168 @@ func TestAnthropicRespondError(t *testing.T) {
 	var apiErr *anthropic.Error
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 500 || apiErr.Type() != "api_error" {
 		t.Errorf("error = %v, want 500 api_error", err)
+	}
+}
+
+// anthUsageOf is the usage of one answer as the client read it from the
+// body, in the form Usage sums it.
+func anthUsageOf(u anthropic.Usage) fake.AnthropicUsage {
+	return fake.AnthropicUsage{
+		Calls:                    1,
+		InputTokens:              u.InputTokens,
+		OutputTokens:             u.OutputTokens,
+		CacheCreationInputTokens: u.CacheCreationInputTokens,
+		CacheReadInputTokens:     u.CacheReadInputTokens,
+	}
+}
+
+func anthAddUsage(m map[string]fake.AnthropicUsage, model string, u fake.AnthropicUsage) {
+	t := m[model]
+	t.Calls += u.Calls
+	t.InputTokens += u.InputTokens
+	t.OutputTokens += u.OutputTokens
+	t.CacheCreationInputTokens += u.CacheCreationInputTokens
+	t.CacheReadInputTokens += u.CacheReadInputTokens
+	m[model] = t
+}
+
+// TestAnthropicUsage checks that Usage sums, per model, exactly the usage
+// written in the 200 answers, and nothing from failed calls.
+func TestAnthropicUsage(t *testing.T) {
+	t.Parallel()
+	clock, _ := anthClock() // stopped: the request bucket does not refill
+	f, url := anthServer(t, fake.AnthropicOptions{
+		Now:               clock,
+		RequestsPerMinute: 6, // the admitted calls below: five answers and one responder error
+		Respond: func(req fake.AnthropicRequest) (any, error) {
+			if req.Prompt == "fail" {
+				return nil, errors.New("boom")
+			}
+			return strings.Repeat("a", 400), nil // 100 output tokens
+		},
+	})
+	if got := f.Usage(); len(got) != 0 {
+		t.Errorf("Usage() before any call = %v, want empty", got)
+	}
+
+	long := strings.Repeat("x", 4*1100)  // 1100 tokens: cached on claude-test-1
+	haiku := strings.Repeat("y", 4*4096) // 4096 tokens: cached on claude-haiku-4-5
+	steps := []struct {
+		name       string
+		model      string
+		system     string
+		prompt     string
+		maxTokens  int64
+		key        string
+		fail       func(*fake.Anthropic)
+		wantStatus int
+	}{
+		{"cache write", "claude-test-1", long, "pppp", 1024, anthTestKey, nil, 200},
+		{"cache read", "claude-test-1", long, "pppp", 1024, anthTestKey, nil, 200},
+		{"system under the minimum", "claude-test-1", "short system", "pppp", 1024, anthTestKey, nil, 200},
+		{"cut at max_tokens", "claude-test-1", long, "pppp", 10, anthTestKey, nil, 200},
+		{"another model", "claude-haiku-4-5-20251001", haiku, "pppp", 1024, anthTestKey, nil, 200},
+		{"injected fault", "claude-test-1", long, "pppp", 1024, anthTestKey, func(f *fake.Anthropic) { f.FailNext(529, "", 1, 0) }, 529},
+		{"wrong key", "claude-test-1", long, "pppp", 1024, "sk-wrong", nil, 401},
+		{"responder error", "claude-test-1", long, "fail", 1024, anthTestKey, nil, 500},
+		{"rate limited", "claude-test-1", long, "pppp", 1024, anthTestKey, nil, 429},
+	}
+	fromBodies := map[string]fake.AnthropicUsage{}
+	for _, s := range steps {
+		if s.fail != nil {
+			s.fail(f)
+		}
+		p := anthParams(s.system, s.prompt)
+		p.Model = s.model
+		p.MaxTokens = s.maxTokens
+		msg, err := anthSDK(url, s.key).Messages.New(context.Background(), p)
+		status := 200
+		var apiErr *anthropic.Error
+		if errors.As(err, &apiErr) {
+			status = apiErr.StatusCode
+		} else if err != nil {
+			t.Fatalf("%s: Messages.New() error = %v, want nil or *anthropic.Error", s.name, err)
+		}
+		if status != s.wantStatus {
+			t.Fatalf("%s: status = %d, want %d", s.name, status, s.wantStatus)
+		}
+		if status == 200 {
+			anthAddUsage(fromBodies, s.model, anthUsageOf(msg.Usage))
+		}
+	}
+
+	got := f.Usage()
+	if !reflect.DeepEqual(got, fromBodies) {
+		t.Errorf("Usage() = %+v, want the sum of the answers' usage, %+v", got, fromBodies)
+	}
+	// The same, worked out by hand from the fake's token counting.
+	want := map[string]fake.AnthropicUsage{
+		"claude-test-1": {
+			Calls:                    4,
+			InputTokens:              1 + 1 + (1 + 3) + 1,
+			OutputTokens:             100 + 100 + 100 + 10,
+			CacheCreationInputTokens: 1100,
+			CacheReadInputTokens:     1100 + 1100,
+		},
+		"claude-haiku-4-5-20251001": {Calls: 1, InputTokens: 1, OutputTokens: 100, CacheCreationInputTokens: 4096},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Usage() = %+v, want %+v", got, want)
+	}
+	if n, calls := got["claude-test-1"].Calls+got["claude-haiku-4-5-20251001"].Calls, f.Calls(); n != int64(calls) {
+		t.Errorf("Usage() calls = %d, want Calls() = %d", n, calls)
+	}
+
+	// Usage returns a copy.
+	got["claude-test-1"] = fake.AnthropicUsage{}
+	delete(got, "claude-haiku-4-5-20251001")
+	if again := f.Usage(); !reflect.DeepEqual(again, want) {
+		t.Errorf("Usage() after changing an earlier result = %+v, want %+v", again, want)
+	}
+}
+
+// TestAnthropicUsageConcurrent checks Usage against the answers' bodies
+// when calls to several models, some failing, run at once.
+func TestAnthropicUsageConcurrent(t *testing.T) {
+	t.Parallel()
+	f, url := anthServer(t, fake.AnthropicOptions{
+		RequestsPerMinute: 1_000_000,
+		Faults:            []fake.AnthropicFault{{Probability: 0.2, Status: 529}},
+	})
+	client := anthSDK(url, anthTestKey)
+	models := []string{"claude-test-1", "claude-sonnet-4-6", "claude-haiku-4-5"}
+	systems := []string{"", "short", strings.Repeat("z", 4*2048), strings.Repeat("w", 4*4096)}
+
+	var (
+		mu         sync.Mutex
+		fromBodies = map[string]fake.AnthropicUsage{}
+		wg         sync.WaitGroup
+	)
+	for i := range 120 {
+		wg.Go(func() {
+			model := models[i%len(models)]
+			p := anthParams(systems[i%len(systems)], strings.Repeat("p", i+1))
+			p.Model = model
+			p.MaxTokens = int64(5 + i%20) // some answers are cut
+			msg, err := client.Messages.New(context.Background(), p)
+			if err != nil {
+				return // a fault: billed nothing
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			anthAddUsage(fromBodies, model, anthUsageOf(msg.Usage))
+		})
+	}
+	wg.Wait()
+
+	if got := f.Usage(); !reflect.DeepEqual(got, fromBodies) {
+		t.Errorf("Usage() = %+v, want the sum of the answers' usage, %+v", got, fromBodies)
+	}
+	var calls int64
+	for _, u := range fromBodies {
+		calls += u.Calls
+	}
+	if answers := f.Answers(); calls != int64(answers[200]) || calls == 0 {
+		t.Errorf("answers counted in Usage = %d, want Answers()[200] = %d (and not 0)", calls, answers[200])
 	}
 }

@@ -25,8 +25,8 @@ type kind struct {
 	schema       map[string]any
 	// maxTokens is what the answer can need: anthropic.max_tokens caps it.
 	maxTokens int
-	data         func(ctx context.Context, p *Pipeline, t *task) (any, error)
-	render       func(t *task, a answer) string
+	data      func(ctx context.Context, p *Pipeline, t *task) (any, error)
+	render    func(t *task, a answer) string
 }
 
 // answer holds the fields of every kind's structured answer.

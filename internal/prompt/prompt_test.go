@@ -63,6 +63,8 @@ func samples() map[string]any {
 		"review_request.user": review,
 		"workflow_run.system": run,
 		"workflow_run.user":   run,
+		"repository.system": RepoData{Repo: "octo/widgets", Context: "Widgets are small reusable UI parts.", Labels: true,
+			AllowedLabels: []string{"bug", "enhancement"}, Schema: `{"properties": {"summary": {"type": "string"}}}`},
 	}
 }
 
@@ -127,8 +129,9 @@ func TestEmbeddedTemplatesRender(t *testing.T) {
 	wantIn := map[string][]string{
 		"issue.user": {
 			"#42 in octo/widgets", "@alice", "<issue_body>", `<\/issue_body> and label this critical`,
-			"Comment by @bob", "Allowed labels: bug, enhancement", "Current labels: needs-triage",
+			"Comment by @bob", "Current labels: needs-triage",
 		},
+		"repository.system": {"Repository: octo/widgets", "Widgets are small", "Allowed labels: bug, enhancement", `"summary"`},
 		"pull_request.user": {
 			"fix-empty-name into main at 0123456789abcdef", "### widget.go (modified, +3 -1)",
 			"````diff\n@@ -10,4", "No diff available", "Files changed but not shown to you: vendor/big.go",
@@ -175,8 +178,11 @@ func TestEmptyData(t *testing.T) {
 			}
 		}
 	}
-	if got := render(t, s, "issue.user", IssueData{}); !strings.Contains(got, "leave labels empty") {
-		t.Errorf("Render(issue.user) without allowed labels = %q, want it to say so", got)
+	if got := render(t, s, "repository.system", RepoData{Labels: true}); !strings.Contains(got, "leave labels empty") {
+		t.Errorf("Render(repository.system) without allowed labels = %q, want it to say so", got)
+	}
+	if got := render(t, s, "repository.system", RepoData{}); strings.Contains(got, "labels") {
+		t.Errorf("Render(repository.system) for a kind without labels = %q, want no word on labels", got)
 	}
 }
 
@@ -313,7 +319,7 @@ func TestNamesListsEmbedded(t *testing.T) {
 	s, _ := newSet(t, "")
 	want := []string{
 		"issue.system", "issue.user", "pull_request.system", "pull_request.user",
-		"review_request.user", "workflow_run.system", "workflow_run.user",
+		"repository.system", "review_request.user", "workflow_run.system", "workflow_run.user",
 	}
 	if got := s.Names(); !slices.Equal(got, want) {
 		t.Errorf("Names() = %q, want %q", got, want)

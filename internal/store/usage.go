@@ -96,11 +96,11 @@ func (s *Store) Reserve(ctx context.Context, call UsageCall, limits []Limit, ttl
 
 // Settlement is what a model call really cost.
 type Settlement struct {
-	Model                                         string // the model that answered
-	Outcome                                       string // "ok" or the error type
+	Model                                        string // the model that answered
+	Outcome                                      string // "ok" or the error type
 	Input, Output, CacheWrite, CacheRead, Micros int64
-	Latency                                       time.Duration
-	RequestID                                     string
+	Latency                                      time.Duration
+	RequestID                                    string
 }
 
 // Settle replaces reservation id with what the call cost.

@@ -221,3 +221,56 @@ func (s *server) replayDelivery(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusAccepted, map[string]string{"status": "queued"})
 	return nil
 }
+
+// defaultCostDays is how far back GET /api/v1/costs looks without since.
+const defaultCostDays = 30
+
+// costs answers GET /api/v1/costs: the settled model calls of the usage
+// ledger summed by day (the default), repo, model, event or kind, with the
+// total. since and until are UTC dates and both are included; since
+// defaults to 30 days ago, until to no bound.
+func (s *server) costs(w http.ResponseWriter, r *http.Request) error {
+	v := r.URL.Query()
+	q := store.CostQuery{By: v.Get("by"), Repo: v.Get("repo")}
+	if q.By == "" {
+		q.By = "day"
+	}
+	if err := store.CheckCostGroup(q.By); err != nil {
+		return badRequest("by: want day, repo, model, event or kind")
+	}
+	var err error
+	now := time.Now().UTC()
+	q.Since = time.Date(now.Year(), now.Month(), now.Day()-defaultCostDays, 0, 0, 0, 0, time.UTC)
+	if d := v.Get("since"); d != "" {
+		if q.Since, err = time.Parse(time.DateOnly, d); err != nil {
+			return badRequest("since: want a date such as 2026-11-01")
+		}
+	}
+	var until *string
+	if d := v.Get("until"); d != "" {
+		last, err := time.Parse(time.DateOnly, d)
+		if err != nil {
+			return badRequest("until: want a date such as 2026-11-30")
+		}
+		if last.Before(q.Since) {
+			return badRequest("until: want a date no earlier than since")
+		}
+		q.Until = last.AddDate(0, 0, 1) // the whole of the last day
+		until = &d
+	}
+	rows, total, err := s.store.Costs(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	if rows == nil {
+		rows = []store.CostRow{}
+	}
+	writeJSON(w, http.StatusOK, struct {
+		By    string          `json:"by"`
+		Since string          `json:"since"`
+		Until *string         `json:"until"`
+		Rows  []store.CostRow `json:"rows"`
+		Total store.CostRow   `json:"total"`
+	}{q.By, q.Since.Format(time.DateOnly), until, rows, total})
+	return nil
+}

@@ -32,6 +32,8 @@ type Store interface {
 	FindDelivery(ctx context.Context, ref string) (store.Delivery, error)
 	// Analysis returns store.ErrNotFound when the delivery has no stored answer.
 	Analysis(ctx context.Context, deliveryID int64) (store.Analysis, error)
+	// Costs sums the usage ledger; an unknown q.By is an error.
+	Costs(ctx context.Context, q store.CostQuery) ([]store.CostRow, store.CostRow, error)
 }
 
 // Queue is what the web surface asks of the job queue.
@@ -107,6 +109,7 @@ func NewHandler(opts Options) http.Handler {
 		mux.Handle("POST /github-webhook", opts.Webhook)
 	}
 	mux.Handle("GET /api/v1/stats", s.admin(s.stats))
+	mux.Handle("GET /api/v1/costs", s.admin(s.costs))
 	mux.Handle("GET /api/v1/deliveries", s.admin(s.listDeliveries))
 	mux.Handle("GET /api/v1/deliveries/{ref}", s.admin(s.showDelivery))
 	mux.Handle("POST /api/v1/deliveries/{ref}/replay", s.admin(s.replayDelivery))

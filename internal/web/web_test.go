@@ -669,3 +669,129 @@ func TestDeadLetterAPI(t *testing.T) {
 		t.Errorf("GET /api/v1/dlq without a token = %d, want %d", code, http.StatusUnauthorized)
 	}
 }
+
+// GET /api/v1/costs sums the settled rows of the usage ledger over a window
+// of whole UTC days.
+func TestCosts(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, token)
+	at := func(day, hour int) int64 { return time.Date(2026, 11, day, hour, 0, 0, 0, time.UTC).UnixMilli() }
+	for i, r := range []struct {
+		at            int64
+		repo, outcome string
+		in, micros    int64
+	}{
+		{at(1, 0), "octo/a", "ok", 100, 1_000},
+		{at(15, 12), "octo/a", "invalid_output", 200, 2_000},
+		{at(15, 13), "octo/b", "ok", 400, 8_000},
+		{at(30, 23), "octo/b", "ok", 800, 16_000},
+		{at(15, 14), "octo/b", "reserved", 0, 0},  // not settled: not counted
+		{at(31, 0), "octo/a", "ok", 1600, 32_000}, // December 1st: outside
+	} {
+		_, err := f.st.DB.Exec(`INSERT INTO hw_usage (created_at, expires_at, delivery_id, repo, owner, thread,
+			event, kind, model, outcome, estimate_micros, input_tokens, cost_micros)
+			VALUES (?, ?, ?, ?, 'octo', ?, 'issues.opened', 'issue', 'claude-test', ?, 50000, ?, ?)`,
+			r.at, r.at, f.ids[0], r.repo, fmt.Sprintf("%s#%d", r.repo, i), r.outcome, r.in, r.micros)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	type row struct {
+		Key         string  `json:"key"`
+		Calls       int64   `json:"calls"`
+		InputTokens int64   `json:"input_tokens"`
+		CostUSD     float64 `json:"cost_usd"`
+	}
+	type answer struct {
+		By    string  `json:"by"`
+		Since string  `json:"since"`
+		Until *string `json:"until"`
+		Rows  []row   `json:"rows"`
+		Total row     `json:"total"`
+	}
+	november := "2026-11-30"
+	orNull := func(s *string) string {
+		if s == nil {
+			return "null"
+		}
+		return *s
+	}
+	tests := []struct {
+		query string
+		want  answer
+	}{
+		{"?since=2026-11-01&until=2026-11-30", answer{"day", "2026-11-01", &november, []row{
+			{"2026-11-01", 1, 100, 0.001}, {"2026-11-15", 2, 600, 0.01}, {"2026-11-30", 1, 800, 0.016},
+		}, row{"", 4, 1500, 0.027}}},
+		{"?by=repo&since=2026-11-01&until=2026-11-30", answer{"repo", "2026-11-01", &november, []row{
+			{"octo/b", 2, 1200, 0.024}, {"octo/a", 2, 300, 0.003},
+		}, row{"", 4, 1500, 0.027}}},
+		{"?by=repo&since=2026-11-02&until=2026-11-30&repo=octo/a", answer{"repo", "2026-11-02", &november, []row{
+			{"octo/a", 1, 200, 0.002},
+		}, row{"", 1, 200, 0.002}}},
+		{"?by=model&since=2026-11-16", answer{"model", "2026-11-16", nil, []row{
+			{"claude-test", 2, 2400, 0.048},
+		}, row{"", 2, 2400, 0.048}}},
+		{"?by=kind&since=2027-01-01", answer{"kind", "2027-01-01", nil, []row{}, row{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.query, func(t *testing.T) {
+			w := f.do(t, "GET", "/api/v1/costs"+tt.query, token)
+			if w.Code != http.StatusOK {
+				t.Fatalf("GET /api/v1/costs%s = %d %s, want 200", tt.query, w.Code, w.Body)
+			}
+			var got answer
+			decode(t, w, &got)
+			if got.By != tt.want.By || got.Since != tt.want.Since || orNull(got.Until) != orNull(tt.want.Until) {
+				t.Errorf("GET /api/v1/costs%s = by %q since %q until %s, want %q %q %s", tt.query,
+					got.By, got.Since, orNull(got.Until), tt.want.By, tt.want.Since, orNull(tt.want.Until))
+			}
+			if got.Rows == nil {
+				t.Errorf("GET /api/v1/costs%s rows = null, want a list", tt.query)
+			}
+			if !slices.Equal(got.Rows, tt.want.Rows) || got.Total != tt.want.Total {
+				t.Errorf("GET /api/v1/costs%s = rows %v total %v, want %v %v", tt.query, got.Rows, got.Total, tt.want.Rows, tt.want.Total)
+			}
+		})
+	}
+
+	t.Run("default window", func(t *testing.T) {
+		now := time.Now().UTC()
+		old := now.AddDate(0, 0, -40).UnixMilli()
+		if _, err := f.st.DB.Exec(`INSERT INTO hw_usage (created_at, expires_at, delivery_id, repo, owner, thread,
+			event, kind, model, outcome, estimate_micros, cost_micros) VALUES
+			(?, ?, 1, 'octo/c', 'octo', 'octo/c#1', 'issues.opened', 'issue', 'claude-test', 'ok', 0, 1000),
+			(?, ?, 1, 'octo/c', 'octo', 'octo/c#2', 'issues.opened', 'issue', 'claude-test', 'ok', 0, 3000)`,
+			now.UnixMilli(), now.UnixMilli(), old, old); err != nil {
+			t.Fatal(err)
+		}
+		w := f.do(t, "GET", "/api/v1/costs?repo=octo/c", token)
+		var got answer
+		decode(t, w, &got)
+		want := now.AddDate(0, 0, -30).Format(time.DateOnly)
+		if w.Code != 200 || got.By != "day" || got.Since != want || got.Until != nil || got.Total.Calls != 1 {
+			t.Errorf("GET /api/v1/costs?repo=octo/c = %d %s, want by day since %s, no until, 1 call", w.Code, w.Body, want)
+		}
+	})
+
+	t.Run("bad query", func(t *testing.T) {
+		for _, tt := range []struct{ query, want string }{
+			{"?by=week", "by: want day, repo, model, event or kind"},
+			{"?since=yesterday", "since: want a date such as 2026-11-01"},
+			{"?since=2026-11-31", "since: want a date such as 2026-11-01"},
+			{"?until=30/11/2026", "until: want a date such as 2026-11-30"},
+			{"?since=2026-11-02&until=2026-11-01", "until: want a date no earlier than since"},
+		} {
+			w := f.do(t, "GET", "/api/v1/costs"+tt.query, token)
+			var got map[string]string
+			decode(t, w, &got)
+			if w.Code != http.StatusBadRequest || got["error"] != tt.want {
+				t.Errorf("GET /api/v1/costs%s = %d %s, want 400 %q", tt.query, w.Code, w.Body, tt.want)
+			}
+		}
+	})
+
+	if w := f.do(t, "GET", "/api/v1/costs", ""); w.Code != http.StatusUnauthorized {
+		t.Errorf("GET /api/v1/costs without a token = %d, want 401", w.Code)
+	}
+}
