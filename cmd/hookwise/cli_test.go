@@ -29,6 +29,17 @@ func TestDeliveriesAndReplayCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	d, err := st.FindDelivery(ctx, "guid-cli-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := st.Reserve(ctx, store.UsageCall{DeliveryID: d.ID, Repo: "acme/app", Owner: "acme", Model: "claude-sonnet-4-5", EstimateMicros: 40_000}, nil, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Settle(ctx, id, store.Settlement{Model: "claude-sonnet-4-5", Outcome: "ok", Input: 1200, Output: 300, Micros: 8100}); err != nil {
+		t.Fatal(err)
+	}
 	st.Close()
 
 	var out, errOut syncBuffer
@@ -44,6 +55,9 @@ func TestDeliveriesAndReplayCommands(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), `"status": "queued"`) {
 		t.Errorf("deliveries show output lacks the status:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), `"model_calls"`) || !strings.Contains(out.String(), `"cost_usd": 0.0081`) {
+		t.Errorf("deliveries show output lacks the model call and its cost:\n%s", out.String())
 	}
 	if err := run([]string{"deliveries", "show", "no-such"}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("deliveries show no-such = %v, want a not found error", err)
@@ -64,7 +78,7 @@ func TestDeliveriesAndReplayCommands(t *testing.T) {
 	if jobs != 1 {
 		t.Errorf("process_delivery jobs after replay = %d, want 1", jobs)
 	}
-	d, err := st.FindDelivery(ctx, "guid-cli-1")
+	d, err = st.FindDelivery(ctx, "guid-cli-1")
 	if err != nil || d.Reason != "replayed" {
 		t.Errorf("delivery after replay = %q, %v; want reason replayed", d.Reason, err)
 	}

@@ -196,9 +196,13 @@ func deliveries(ctx context.Context, cfg config.Config, sub string, args []strin
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
+		calls, err := st.UsageOf(ctx, d.ID)
+		if err != nil {
+			return err
+		}
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(web.DeliveryView(d, analysis))
+		return enc.Encode(web.DeliveryView(d, analysis, calls))
 	}
 	return fmt.Errorf("unknown deliveries command %q (want list or show)", sub)
 }

@@ -53,15 +53,40 @@ type deliveryJSON struct {
 	Status         string        `json:"status"`
 	Reason         string        `json:"reason"`
 	UpdatedAt      time.Time     `json:"updated_at"`
+	Thread         string        `json:"thread,omitempty"`
 	Analysis       *analysisJSON `json:"analysis,omitempty"`
+	ModelCalls     []callJSON    `json:"model_calls,omitempty"`
 }
 
-// DeliveryView is a delivery, with its analysis when a is not nil, as the
-// admin API and `hookwise deliveries show` present it.
-func DeliveryView(d store.Delivery, a *store.Analysis) any {
+// callJSON is one model call of the usage ledger.
+type callJSON struct {
+	At          time.Time  `json:"at"`
+	Model       string     `json:"model"`
+	Outcome     string     `json:"outcome"`
+	Batch       bool       `json:"batch"`
+	EstimateUSD float64    `json:"estimate_usd"`
+	CostUSD     float64    `json:"cost_usd"`
+	Tokens      tokensJSON `json:"tokens"`
+	LatencyMS   int64      `json:"latency_ms"`
+	RequestID   string     `json:"request_id,omitempty"`
+}
+
+// DeliveryView is a delivery, with its analysis when a is not nil and the
+// model calls made for it, as the admin API and `hookwise deliveries show`
+// present it.
+func DeliveryView(d store.Delivery, a *store.Analysis, calls []store.UsageRow) any {
 	out := toDeliveryJSON(d)
+	out.Thread = d.Thread
 	if a != nil {
 		out.Analysis = toAnalysisJSON(*a)
+	}
+	for _, c := range calls {
+		out.ModelCalls = append(out.ModelCalls, callJSON{
+			At: c.At, Model: c.Model, Outcome: c.Outcome, Batch: c.Batch,
+			EstimateUSD: float64(c.EstimateMicros) / 1e6, CostUSD: float64(c.CostMicros) / 1e6,
+			Tokens:    tokensJSON{Input: c.Input, Output: c.Output, CacheRead: c.CacheRead, CacheWrite: c.CacheWrite},
+			LatencyMS: c.Latency.Milliseconds(), RequestID: c.RequestID,
+		})
 	}
 	return out
 }
@@ -204,7 +229,11 @@ func (s *server) showDelivery(w http.ResponseWriter, r *http.Request) error {
 	case !errors.Is(err, store.ErrNotFound):
 		return err
 	}
-	writeJSON(w, http.StatusOK, DeliveryView(d, analysis))
+	calls, err := s.store.UsageOf(r.Context(), d.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, DeliveryView(d, analysis, calls))
 	return nil
 }
 

@@ -32,6 +32,7 @@ type Store interface {
 	FindDelivery(ctx context.Context, ref string) (store.Delivery, error)
 	// Analysis returns store.ErrNotFound when the delivery has no stored answer.
 	Analysis(ctx context.Context, deliveryID int64) (store.Analysis, error)
+	UsageOf(ctx context.Context, deliveryID int64) ([]store.UsageRow, error)
 	// Costs sums the usage ledger; an unknown q.By is an error.
 	Costs(ctx context.Context, q store.CostQuery) ([]store.CostRow, store.CostRow, error)
 }
