@@ -45,6 +45,10 @@ type App struct {
 // Open opens and migrates the store and builds every part. Close releases it.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
 	st, err := OpenStore(ctx, cfg.DatabaseURL)
+	if err == nil && st.Dialect == store.Postgres {
+		st.DB.SetMaxOpenConns(cfg.DatabaseMaxConnections)
+		st.DB.SetMaxIdleConns(cfg.DatabaseMaxConnections)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -62,11 +66,15 @@ func OpenStore(ctx context.Context, url string) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := st.Migrate(ctx); err != nil {
-		st.Close()
-		return nil, err
-	}
-	if err := queue.Migrate(ctx, st); err != nil {
+	// Instances of a fleet start together: one migrates, the others wait
+	// and then find nothing left to do.
+	err = st.MigrationLock(ctx, func() error {
+		if err := st.Migrate(ctx); err != nil {
+			return err
+		}
+		return queue.Migrate(ctx, st)
+	})
+	if err != nil {
 		st.Close()
 		return nil, err
 	}

@@ -28,19 +28,22 @@ import (
 
 // Config is the whole configuration of one hookwise process.
 type Config struct {
-	Listen          string          `yaml:"listen"`
-	DatabaseURL     string          `yaml:"database_url"`
-	AdminToken      Secret          `yaml:"admin_token"`
-	LogFormat       string          `yaml:"log_format"`
-	GitHub          GitHubConfig    `yaml:"github"`
-	Anthropic       AnthropicConfig `yaml:"anthropic"`
-	Queue           QueueConfig     `yaml:"queue"`
-	Sweep           SweepConfig     `yaml:"sweep"`
-	Budget          BudgetConfig    `yaml:"budget"`
-	PromptsDir      string          `yaml:"prompts_dir"`
-	Defaults        RepoSettings    `yaml:"defaults"`
-	Repositories    []RepoRule      `yaml:"repositories"`
-	ShutdownTimeout Duration        `yaml:"shutdown_timeout"`
+	Listen      string `yaml:"listen"`
+	DatabaseURL string `yaml:"database_url"`
+	// DatabaseMaxConnections caps each instance's PostgreSQL connections;
+	// the fleet's total must stay under the server's max_connections.
+	DatabaseMaxConnections int             `yaml:"database_max_connections"`
+	AdminToken             Secret          `yaml:"admin_token"`
+	LogFormat              string          `yaml:"log_format"`
+	GitHub                 GitHubConfig    `yaml:"github"`
+	Anthropic              AnthropicConfig `yaml:"anthropic"`
+	Queue                  QueueConfig     `yaml:"queue"`
+	Sweep                  SweepConfig     `yaml:"sweep"`
+	Budget                 BudgetConfig    `yaml:"budget"`
+	PromptsDir             string          `yaml:"prompts_dir"`
+	Defaults               RepoSettings    `yaml:"defaults"`
+	Repositories           []RepoRule      `yaml:"repositories"`
+	ShutdownTimeout        Duration        `yaml:"shutdown_timeout"`
 }
 
 // GitHubConfig configures webhook verification and the GitHub API client.
@@ -79,6 +82,10 @@ type AnthropicConfig struct {
 	// prefix (the longest matching prefix wins), in dollars per million
 	// tokens.
 	Prices map[string]Price `yaml:"prices,omitempty"`
+	// BatchInterval is how often the leader submits the requests waiting
+	// for the Message Batches API (see RepoSettings.BatchEvents) and
+	// collects the results of the batches that ended.
+	BatchInterval Duration `yaml:"batch_interval"`
 }
 
 // Price is what a million tokens of each kind cost, in dollars.
@@ -157,7 +164,12 @@ type SweepConfig struct {
 type RepoSettings struct {
 	// Events are "event.action" names (e.g. "issues.opened") or a bare
 	// event name meaning every supported action of it.
-	Events           []string `yaml:"events,omitempty"`
+	Events []string `yaml:"events,omitempty"`
+	// BatchEvents are the events, named as in Events, that are not urgent:
+	// they are answered through the Message Batches API, at half the price,
+	// within 24 hours (usually minutes). Only events in Events are handled
+	// at all.
+	BatchEvents      []string `yaml:"batch_events,omitempty"`
 	PostComments     *bool    `yaml:"post_comments,omitempty"`
 	ApplyLabels      *bool    `yaml:"apply_labels,omitempty"`
 	LabelAllowlist   []string `yaml:"label_allowlist,omitempty"` // empty: the repository's existing labels
@@ -201,6 +213,7 @@ type RepoRule struct {
 // Settings are the resolved settings of one repository.
 type Settings struct {
 	Events           []string
+	BatchEvents      []string
 	PostComments     bool
 	ApplyLabels      bool
 	LabelAllowlist   []string
@@ -241,8 +254,9 @@ func ptr[T any](v T) *T { return &v }
 // Default returns the built-in configuration.
 func Default() Config {
 	return Config{
-		Listen:      ":8080",
-		DatabaseURL: "./data/hookwise.db",
+		Listen:                 ":8080",
+		DatabaseURL:            "./data/hookwise.db",
+		DatabaseMaxConnections: 20,
 		GitHub: GitHubConfig{
 			APIURL:          "https://api.github.com/",
 			WritesPerMinute: 80,
@@ -253,6 +267,7 @@ func Default() Config {
 			Model:          "claude-sonnet-4-5",
 			MaxConcurrency: 4,
 			MaxTokens:      2048,
+			BatchInterval:  Duration(time.Minute),
 		},
 		Queue: QueueConfig{
 			Workers:     20,
@@ -462,6 +477,7 @@ func (c *Config) applyEnv(env map[string]string) error {
 
 	str("HOOKWISE_LISTEN", &c.Listen)
 	str("HOOKWISE_DATABASE_URL", &c.DatabaseURL)
+	integer("HOOKWISE_DATABASE_MAX_CONNECTIONS", func(n int64) { c.DatabaseMaxConnections = int(n) })
 	secret("HOOKWISE_ADMIN_TOKEN", &c.AdminToken)
 	str("HOOKWISE_LOG_FORMAT", &c.LogFormat)
 	str("HOOKWISE_PROMPTS_DIR", &c.PromptsDir)
@@ -577,6 +593,9 @@ func (c Config) Validate() error {
 			bad("database_url", "not a valid PostgreSQL URL")
 		}
 	}
+	if c.DatabaseMaxConnections < 2 {
+		bad("database_max_connections", "must be at least 2, got %d", c.DatabaseMaxConnections)
+	}
 	switch c.LogFormat {
 	case "", "json", "text":
 	default:
@@ -609,6 +628,7 @@ func (c Config) Validate() error {
 	}
 	atLeast("anthropic.max_concurrency", c.Anthropic.MaxConcurrency, 1)
 	atLeast("anthropic.max_tokens", c.Anthropic.MaxTokens, 1)
+	positive("anthropic.batch_interval", c.Anthropic.BatchInterval)
 	for model, p := range c.Anthropic.Prices {
 		key := "anthropic.prices." + model
 		if model == "" {
@@ -793,12 +813,17 @@ func (s RepoSettings) validate(prefix string) []error {
 		}
 	}
 	supported := SupportedEvents()
-	for i, e := range s.Events {
-		if !eventNameRE.MatchString(e) || !slices.ContainsFunc(supported, func(se string) bool {
-			return se == e || strings.HasPrefix(se, e+".")
-		}) {
-			errs = append(errs, fmt.Errorf("%s.events[%d]: unsupported event %q; want one of %s (or a bare event name)",
-				prefix, i, e, strings.Join(supported, ", ")))
+	for _, list := range []struct {
+		key    string
+		events []string
+	}{{"events", s.Events}, {"batch_events", s.BatchEvents}} {
+		for i, e := range list.events {
+			if !eventNameRE.MatchString(e) || !slices.ContainsFunc(supported, func(se string) bool {
+				return se == e || strings.HasPrefix(se, e+".")
+			}) {
+				errs = append(errs, fmt.Errorf("%s.%s[%d]: unsupported event %q; want one of %s (or a bare event name)",
+					prefix, list.key, i, e, strings.Join(supported, ", ")))
+			}
 		}
 	}
 	for i, l := range s.LabelAllowlist {
@@ -865,6 +890,7 @@ func (c Config) For(repo string) Settings {
 	}
 	return Settings{
 		Events:           slices.Clone(s.Events),
+		BatchEvents:      slices.Clone(s.BatchEvents),
 		PostComments:     *s.PostComments,
 		ApplyLabels:      *s.ApplyLabels,
 		LabelAllowlist:   slices.Clone(s.LabelAllowlist),
@@ -887,6 +913,9 @@ func (c Config) For(repo string) Settings {
 func (s RepoSettings) merge(o RepoSettings) RepoSettings {
 	if o.Events != nil {
 		s.Events = o.Events
+	}
+	if o.BatchEvents != nil {
+		s.BatchEvents = o.BatchEvents
 	}
 	if o.PostComments != nil {
 		s.PostComments = o.PostComments
@@ -940,6 +969,12 @@ func (s RepoSettings) merge(o RepoSettings) RepoSettings {
 // listed as "event.action" or as the bare event name.
 func (s Settings) Enabled(event, action string) bool {
 	return slices.Contains(s.Events, event) || slices.Contains(s.Events, event+"."+action)
+}
+
+// Batched reports whether event with action is answered through the
+// Message Batches API here (listed in BatchEvents like in Events).
+func (s Settings) Batched(event, action string) bool {
+	return slices.Contains(s.BatchEvents, event) || slices.Contains(s.BatchEvents, event+"."+action)
 }
 
 // Redacted returns the effective configuration as YAML with every secret

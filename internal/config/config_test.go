@@ -52,6 +52,7 @@ func TestDefaults(t *testing.T) {
 		{"anthropic.model", c.Anthropic.Model, "claude-sonnet-4-5"},
 		{"anthropic.max_concurrency", c.Anthropic.MaxConcurrency, 4},
 		{"anthropic.max_tokens", c.Anthropic.MaxTokens, 2048},
+		{"anthropic.batch_interval", c.Anthropic.BatchInterval, Duration(time.Minute)},
 		{"queue.workers", c.Queue.Workers, 20},
 		{"queue.max_attempts", c.Queue.MaxAttempts, 10},
 		{"queue.job_timeout", c.Queue.JobTimeout, Duration(2 * time.Minute)},
@@ -340,6 +341,7 @@ func TestValidate(t *testing.T) {
 		{"anthropic.model", func(c *Config) { c.Anthropic.Model = "" }, "anthropic.model: must not be empty"},
 		{"anthropic.max_concurrency", func(c *Config) { c.Anthropic.MaxConcurrency = 0 }, "anthropic.max_concurrency: must be at least 1, got 0"},
 		{"anthropic.max_tokens", func(c *Config) { c.Anthropic.MaxTokens = -5 }, "anthropic.max_tokens: must be at least 1, got -5"},
+		{"anthropic.batch_interval", func(c *Config) { c.Anthropic.BatchInterval = 0 }, "anthropic.batch_interval: must be positive, got 0s"},
 		{"queue.workers", func(c *Config) { c.Queue.Workers = 0 }, "queue.workers: must be at least 1, got 0"},
 		{"queue.max_attempts", func(c *Config) { c.Queue.MaxAttempts = 0 }, "queue.max_attempts: must be at least 1, got 0"},
 		{"queue.job_timeout", func(c *Config) { c.Queue.JobTimeout = 0 }, "queue.job_timeout: must be positive, got 0s"},
@@ -358,6 +360,11 @@ func TestValidate(t *testing.T) {
 		{"rule events", func(c *Config) {
 			c.Repositories = []RepoRule{{Match: "a/b", RepoSettings: RepoSettings{Events: []string{"push"}}}}
 		}, `repositories[0].events[0]: unsupported event "push"`},
+		{"defaults.batch_events", func(c *Config) { c.Defaults.BatchEvents = []string{"workflow_run.requested"} },
+			`defaults.batch_events[0]: unsupported event "workflow_run.requested"`},
+		{"rule batch_events", func(c *Config) {
+			c.Repositories = []RepoRule{{Match: "a/b", RepoSettings: RepoSettings{BatchEvents: []string{"issues", "star"}}}}
+		}, `repositories[0].batch_events[1]: unsupported event "star"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -447,14 +454,17 @@ defaults:
   apply_labels: true
   auto_close_invalid: true
   label_allowlist: [bug]
+  batch_events: [workflow_run.completed]
 repositories:
   - match: octo/quiet
     post_comments: false
     auto_close_invalid: false
     events: [issues]
+    batch_events: [issues.edited, pull_request]
   - match: octo/*
     model: rule-model
     label_allowlist: []
+    batch_events: []
   - match: octo/quiet-two
     post_comments: false   # never reached: octo/* matched first
 `, nil)
@@ -463,23 +473,23 @@ repositories:
 		want Settings
 	}{
 		{"other/repo", Settings{
-			Events: defaultEvents(), PostComments: true, ApplyLabels: true,
+			Events: defaultEvents(), BatchEvents: []string{"workflow_run.completed"}, PostComments: true, ApplyLabels: true,
 			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: true, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
 		}},
 		{"octo/quiet", Settings{
-			Events: []string{"issues"}, PostComments: false, ApplyLabels: true,
+			Events: []string{"issues"}, BatchEvents: []string{"issues.edited", "pull_request"}, PostComments: false, ApplyLabels: true,
 			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: false, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
 		}},
 		{"Octo/Quiet", Settings{ // GitHub names are case-insensitive
-			Events: []string{"issues"}, PostComments: false, ApplyLabels: true,
+			Events: []string{"issues"}, BatchEvents: []string{"issues.edited", "pull_request"}, PostComments: false, ApplyLabels: true,
 			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: false, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
 		}},
-		{"octo/quiet-two", Settings{
-			Events: defaultEvents(), PostComments: true, ApplyLabels: true,
+		{"octo/quiet-two", Settings{ // an empty list turns off what defaults set
+			Events: defaultEvents(), BatchEvents: []string{}, PostComments: true, ApplyLabels: true,
 			LabelAllowlist: []string{}, AutoCloseInvalid: true, Model: "rule-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
 		}},
 		{"octo/sub/repo", Settings{ // "*" does not cross "/"
-			Events: defaultEvents(), PostComments: true, ApplyLabels: true,
+			Events: defaultEvents(), BatchEvents: []string{"workflow_run.completed"}, PostComments: true, ApplyLabels: true,
 			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: true, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
 		}},
 	}
@@ -497,6 +507,28 @@ func TestForDoesNotAlias(t *testing.T) {
 	s.Events[0] = "changed"
 	if got := c.For("a/b").Events[0]; got == "changed" {
 		t.Errorf("For() shares its Events slice with the Config")
+	}
+}
+
+func TestBatched(t *testing.T) {
+	t.Parallel()
+	s := Settings{Events: SupportedEvents(), BatchEvents: []string{"workflow_run", "issues.edited"}}
+	tests := []struct {
+		event, action string
+		want          bool
+	}{
+		{"workflow_run", "completed", true},
+		{"issues", "edited", true},
+		{"issues", "opened", false},
+		{"pull_request", "opened", false},
+	}
+	for _, tt := range tests {
+		if got := s.Batched(tt.event, tt.action); got != tt.want {
+			t.Errorf("Batched(%q, %q) = %v, want %v", tt.event, tt.action, got, tt.want)
+		}
+	}
+	if got := (Settings{Events: SupportedEvents()}).Batched("workflow_run", "completed"); got {
+		t.Errorf("Batched() with no batch_events = true, want false (the default is the Messages API)")
 	}
 }
 

@@ -73,10 +73,17 @@ func (p *Pipeline) settle(ctx context.Context, d store.Delivery, id int64, model
 	}
 	// The call happened: record it even if the job's context has ended.
 	ctx = context.WithoutCancel(ctx)
-	err := p.store.Settle(ctx, id, store.Settlement{
+	st := store.Settlement{
 		Model: model, Outcome: outcome, Input: u.Input, Output: u.Output, CacheWrite: u.CacheWrite, CacheRead: u.CacheRead,
 		Micros: micros, Latency: res.Latency, RequestID: res.RequestID,
-	})
+	}
+	// The call cannot be made again to learn its cost: ride out a short
+	// database hiccup rather than leave the ledger with an estimate.
+	err := p.store.Settle(ctx, id, st)
+	for wait := 100 * time.Millisecond; err != nil && wait <= 2*time.Second; wait *= 2 {
+		time.Sleep(wait)
+		err = p.store.Settle(ctx, id, st)
+	}
 	if err != nil {
 		// The reservation stays counted until it expires: spending is
 		// overstated for a while, never understated.

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
@@ -79,9 +81,18 @@ type Queue struct {
 	opts   Options
 }
 
+// driver is River's driver for the store's engine. Both work on
+// database/sql, so a job insert can join any of our transactions.
+func driver(st *store.Store) riverdriver.Driver[*sql.Tx] {
+	if st.Dialect == store.Postgres {
+		return riverdatabasesql.New(st.DB)
+	}
+	return riversqlite.New(st.DB)
+}
+
 // Migrate applies River's migrations.
 func Migrate(ctx context.Context, st *store.Store) error {
-	m, err := rivermigrate.New(riversqlite.New(st.DB), nil)
+	m, err := rivermigrate.New(driver(st), nil)
 	if err != nil {
 		return fmt.Errorf("river migrate: %w", err)
 	}
@@ -131,7 +142,7 @@ func New(st *store.Store, opts Options) (*Queue, error) {
 		cfg.JobTimeout = opts.JobTimeout
 		cfg.RescueStuckJobsAfter = opts.RescueAfter
 	}
-	client, err := river.NewClient(riversqlite.New(st.DB), cfg)
+	client, err := river.NewClient(driver(st), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
@@ -157,13 +168,10 @@ func (q *Queue) Stop(ctx context.Context) error {
 // enqueues their processing. It implements webhook.Persister.
 func (q *Queue) Persist(ctx context.Context, batch []store.Delivery) ([]bool, error) {
 	inserted := make([]bool, len(batch))
-	err := q.store.Tx(ctx, func(tx *sql.Tx) error {
-		ids, err := q.store.InsertDeliveries(ctx, tx, batch)
-		for i, id := range ids {
-			inserted[i] = id != 0
-		}
-		return err
-	})
+	ids, err := q.store.PersistDeliveries(ctx, batch)
+	for i, id := range ids {
+		inserted[i] = id != 0
+	}
 	if err != nil {
 		return nil, fmt.Errorf("persist %d deliveries: %w", len(batch), err)
 	}

@@ -17,6 +17,10 @@ const (
 	StatusFailed  = "failed"  // gave up (a dead letter); Reason holds the last error
 	// StatusDiscarded is a dead letter an operator took out of the queue.
 	StatusDiscarded = "discarded"
+	// StatusBatched is a delivery whose request waits for the Message
+	// Batches API (see batches.go); it is queued again once its result is
+	// in.
+	StatusBatched = "batched"
 )
 
 // Delivery is one webhook delivery as GitHub sent it.
@@ -52,10 +56,14 @@ func (d Delivery) EventName() string {
 // (hook id, GUID) is already stored — a redelivery or a concurrent copy,
 // including a copy earlier in the same batch.
 func (s *Store) InsertDeliveries(ctx context.Context, tx *sql.Tx, ds []Delivery) ([]int64, error) {
-	stmt, err := tx.PrepareContext(ctx, s.q(`INSERT INTO hw_deliveries
+	const insert = `INSERT INTO hw_deliveries
 		(hook_id, hook_target, guid, event, action, repo, installation_id, sender, payload, received_at, status, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (hook_id, guid) DO NOTHING`))
+		ON CONFLICT (hook_id, guid) DO NOTHING`
+	if s.Dialect == Postgres {
+		return s.insertDeliveriesReturning(ctx, tx, ds)
+	}
+	stmt, err := tx.PrepareContext(ctx, insert)
 	if err != nil {
 		return nil, fmt.Errorf("insert deliveries: %w", err)
 	}
@@ -64,8 +72,7 @@ func (s *Store) InsertDeliveries(ctx context.Context, tx *sql.Tx, ds []Delivery)
 	now := s.millis()
 	for i, d := range ds {
 		// Exec and LastInsertId cost SQLite less than RETURNING and a row
-		// scan, on the hottest path hookwise has. (PostgreSQL's driver has
-		// no LastInsertId: its store will need RETURNING here.)
+		// scan, on the hottest path hookwise has.
 		res, err := stmt.ExecContext(ctx, d.HookID, d.HookTarget, d.GUID, d.Event, d.Action, d.Repo, d.InstallationID,
 			d.Sender, d.Payload, d.ReceivedAt.UnixMilli(), StatusQueued, now)
 		if err != nil {
@@ -74,6 +81,74 @@ func (s *Store) InsertDeliveries(ctx context.Context, tx *sql.Tx, ds []Delivery)
 		if n, _ := res.RowsAffected(); n == 1 {
 			ids[i], _ = res.LastInsertId()
 		}
+	}
+	return ids, nil
+}
+
+// PersistDeliveries stores a batch of deliveries atomically and returns
+// their ids as InsertDeliveries does. On PostgreSQL the batch is a single
+// statement, atomic by itself: no BEGIN and COMMIT round trips.
+func (s *Store) PersistDeliveries(ctx context.Context, ds []Delivery) ([]int64, error) {
+	if s.Dialect == Postgres {
+		return s.insertDeliveriesReturning(ctx, s.DB, ds)
+	}
+	var ids []int64
+	err := s.Tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		ids, err = s.InsertDeliveries(ctx, tx, ds)
+		return err
+	})
+	return ids, err
+}
+
+// insertDeliveriesReturning is InsertDeliveries for PostgreSQL, whose
+// driver has no LastInsertId: one INSERT … SELECT FROM unnest(arrays) …
+// RETURNING per batch. The statement is the same whatever the batch size,
+// so the driver prepares it once per connection; and the batch is one
+// round trip.
+func (s *Store) insertDeliveriesReturning(ctx context.Context, tx interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, ds []Delivery) ([]int64, error) {
+	n := len(ds)
+	hook, target, guid, event, action, repo, sender := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	inst, received := make([]int64, n), make([]int64, n)
+	payload := make([][]byte, n)
+	for i, d := range ds {
+		hook[i], target[i], guid[i], event[i], action[i], repo[i], sender[i] = d.HookID, d.HookTarget, d.GUID, d.Event, d.Action, d.Repo, d.Sender
+		inst[i], received[i], payload[i] = d.InstallationID, d.ReceivedAt.UnixMilli(), d.Payload
+	}
+	rows, err := tx.QueryContext(ctx, `INSERT INTO hw_deliveries
+		(hook_id, hook_target, guid, event, action, repo, installation_id, sender, payload, received_at, status, updated_at)
+		SELECT h, ht, g, e, a, r, i, sn, p, rc, $11, $12
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::bytea[], $10::bigint[])
+			AS t(h, ht, g, e, a, r, i, sn, p, rc)
+		ON CONFLICT (hook_id, guid) DO NOTHING
+		RETURNING id, hook_id, guid`,
+		hook, target, guid, event, action, repo, inst, sender, payload, received, StatusQueued, s.millis())
+	if err != nil {
+		return nil, fmt.Errorf("insert deliveries: %w", err)
+	}
+	defer rows.Close()
+	// A copy repeated inside the batch conflicts with the first: only the
+	// first of equal keys gets the id.
+	byKey := map[[2]string]int64{}
+	for rows.Next() {
+		var id int64
+		var hook, guid string
+		if err := rows.Scan(&id, &hook, &guid); err != nil {
+			return nil, fmt.Errorf("insert deliveries: %w", err)
+		}
+		byKey[[2]string{hook, guid}] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert deliveries: %w", err)
+	}
+	ids := make([]int64, len(ds))
+	for i, d := range ds {
+		k := [2]string{d.HookID, d.GUID}
+		ids[i] = byKey[k]
+		delete(byKey, k)
 	}
 	return ids, nil
 }

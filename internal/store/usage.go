@@ -48,8 +48,8 @@ func (e *OverBudget) Error() string {
 		e.Limit.Period, e.Limit.Scope, float64(e.Spent)/1e6, float64(e.Limit.Micros)/1e6, float64(e.Estimate)/1e6)
 }
 
-// Reserve writes call to the ledger as a reservation of its estimated cost,
-// valid for ttl, unless that would take one of limits past its amount: then
+// Reserve writes call to the ledger as a reservation of its estimated cost
+// (expires_at, ttl from now, marks when it is overdue) unless that would take one of limits past its amount: then
 // it writes nothing and returns an *OverBudget for the first such limit.
 // Reservations are serialised on one row lock, so concurrent workers and
 // instances never both take the last of a budget.
@@ -73,15 +73,12 @@ func (s *Store) Reserve(ctx context.Context, call UsageCall, limits []Limit, ttl
 		if call.Batch {
 			batch = 1
 		}
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO hw_usage (created_at, expires_at, delivery_id, repo, owner,
+		var err error
+		id, err = s.insertReturningID(ctx, tx, `INSERT INTO hw_usage (created_at, expires_at, delivery_id, repo, owner,
 			installation_id, thread, event, kind, model, batch, estimate_micros)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			now, now+ttl.Milliseconds(), call.DeliveryID, call.Repo, call.Owner, call.InstallationID,
 			call.Thread, call.Event, call.Kind, call.Model, batch, call.EstimateMicros)
-		if err != nil {
-			return err
-		}
-		id, err = res.LastInsertId()
 		return err
 	})
 	var over *OverBudget
@@ -117,7 +114,9 @@ func (s *Store) Settle(ctx context.Context, id int64, st Settlement) error {
 }
 
 // Spent is what l's scope has spent in l's period: settled costs plus the
-// estimates of live reservations.
+// estimates of reservations not settled. A reservation a crash left
+// unsettled keeps counting: its call may have been made and billed, and a
+// budget must never be passed by what nobody recorded.
 func (s *Store) Spent(ctx context.Context, l Limit) (int64, error) {
 	return s.spent(ctx, s.DB, l)
 }
@@ -129,13 +128,13 @@ func (s *Store) spent(ctx context.Context, db interface {
 	if err != nil {
 		return 0, err
 	}
-	args := []any{l.Start.UnixMilli(), l.End.UnixMilli(), s.millis()}
+	args := []any{l.Start.UnixMilli(), l.End.UnixMilli()}
 	if arg != nil {
 		args = append(args, arg)
 	}
 	var micros int64
 	err = db.QueryRowContext(ctx, s.q(`SELECT COALESCE(SUM(CASE WHEN outcome = 'reserved' THEN estimate_micros ELSE cost_micros END), 0)
-		FROM hw_usage WHERE created_at >= ? AND created_at < ? AND (outcome <> 'reserved' OR expires_at > ?)`+where), args...).Scan(&micros)
+		FROM hw_usage WHERE created_at >= ? AND created_at < ?`+where), args...).Scan(&micros)
 	if err != nil {
 		return 0, fmt.Errorf("spent by %s: %w", l.Scope, err)
 	}

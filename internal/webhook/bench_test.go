@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hookwise/hookwise/internal/store"
+	"github.com/hookwise/hookwise/internal/store/storetest"
 	"github.com/hookwise/hookwise/internal/webhook"
 )
 
@@ -55,9 +57,9 @@ func BenchmarkIngest(b *testing.B) {
 		runSenders(b, client, srv.URL+"/webhook", payload)
 	})
 
-	b.Run("durable", func(b *testing.B) {
+	durable := func(b *testing.B, url string) {
 		tp := &timedPersister{}
-		e := newHandlerWith(b, func(p webhook.Persister) webhook.Persister {
+		e := newHandlerOn(b, url, func(p webhook.Persister) webhook.Persister {
 			tp.next = p
 			return tp
 		})
@@ -72,7 +74,12 @@ func BenchmarkIngest(b *testing.B) {
 			b.ReportMetric(ms(tp.syncBusy)/float64(tp.syncs), "sync-ms")
 			b.ReportMetric(float64(tp.deliveries)/float64(tp.syncs), "per-sync")
 		}
-	})
+	}
+	b.Run("durable", func(b *testing.B) { durable(b, filepath.Join(b.TempDir(), "hookwise.db")) })
+	// On PostgreSQL (when HOOKWISE_TEST_DATABASE_URL is set) a commit is
+	// durable when it returns: Sync is a no-op and each batch is one
+	// multi-row INSERT.
+	b.Run("postgres", func(b *testing.B) { durable(b, storetest.PostgresURL(b)) })
 }
 
 // timedPersister measures the commits of the Persister it wraps.

@@ -41,8 +41,14 @@ func newHandler(t testing.TB) *env {
 // newHandlerWith is newHandler with the persister wrapped by wrap, if not nil.
 func newHandlerWith(t testing.TB, wrap func(webhook.Persister) webhook.Persister) *env {
 	t.Helper()
+	return newHandlerOn(t, filepath.Join(t.TempDir(), "hookwise.db"), wrap)
+}
+
+// newHandlerOn is newHandlerWith on the database at url.
+func newHandlerOn(t testing.TB, url string, wrap func(webhook.Persister) webhook.Persister) *env {
+	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "hookwise.db"))
+	st, err := store.Open(ctx, url)
 	if err != nil {
 		t.Fatalf("store.Open: %v", err)
 	}
@@ -62,7 +68,7 @@ func newHandlerWith(t testing.TB, wrap func(webhook.Persister) webhook.Persister
 	if wrap != nil {
 		p = wrap(q)
 	}
-	h := webhook.New(webhook.Options{Secrets: [][]byte{testSecret}, Persister: p})
+	h := webhook.New(webhook.Options{Secrets: [][]byte{testSecret}, Persister: p, Committers: map[store.Dialect]int{store.Postgres: 4}[st.Dialect]})
 	t.Cleanup(h.Close)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

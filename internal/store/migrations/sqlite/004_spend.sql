@@ -1,8 +1,6 @@
 -- The thread a delivery was planned for ("" before planning, and for
--- deliveries that deserve no analysis). Coalescing finds a thread's newest
--- planned delivery through it.
+-- deliveries that deserve no analysis).
 ALTER TABLE hw_deliveries ADD COLUMN thread TEXT NOT NULL DEFAULT '';
-CREATE INDEX hw_deliveries_thread ON hw_deliveries (thread, id);
 -- When a delivery deferred by a budget may be tried again (ms; 0: not deferred).
 ALTER TABLE hw_deliveries ADD COLUMN resume_at INTEGER NOT NULL DEFAULT 0;
 
@@ -21,8 +19,9 @@ CREATE TABLE hw_threads (
 
 -- The usage and cost ledger: one row per model call. The row is written
 -- before the call as a reservation of its estimated cost (outcome
--- 'reserved'), which budgets count until expires_at, and settled with what
--- the API reported once the call returns.
+-- 'reserved'), which budgets count, and settled with what the API reported
+-- once the call returns. A reservation still unsettled after expires_at was
+-- left by a crash; budgets keep counting it, as its call may have been billed.
 CREATE TABLE hw_usage (
     id                 INTEGER PRIMARY KEY,
     created_at         INTEGER NOT NULL,
