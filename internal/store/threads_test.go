@@ -1,0 +1,189 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hookwise/hookwise/internal/store"
+)
+
+func TestNoteThread(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		const thread = "acme/app#7"
+		d := func(guid string) store.Delivery {
+			return store.Delivery{HookID: "1", GUID: guid, Event: "issues", Repo: "acme/app", Payload: []byte(`{}`), ReceivedAt: time.Now()}
+		}
+		ids := insert(t, st, d("one"), d("two"), d("three"))
+		at := func(i int) time.Time { return time.UnixMilli(1_700_000_000_000 + int64(i)*1000) }
+		if _, err := st.Thread(ctx, thread); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Thread(%s) before any note = %v, want ErrNotFound", thread, err)
+		}
+		// The second delivery is noted first; the first arrives late and
+		// must not take the thread back.
+		steps := []struct {
+			note       int
+			wantLatest int
+		}{{1, 1}, {0, 1}, {2, 2}, {1, 2}}
+		for _, s := range steps {
+			got, err := st.NoteThread(ctx, thread, ids[s.note], at(s.note))
+			if err != nil {
+				t.Fatalf("NoteThread(%d): %v", ids[s.note], err)
+			}
+			if got.Thread != thread || got.LatestDelivery != ids[s.wantLatest] || !got.LatestAt.Equal(at(s.wantLatest)) {
+				t.Errorf("NoteThread(%d) = %s latest %d at %v, want %s latest %d at %v",
+					ids[s.note], got.Thread, got.LatestDelivery, got.LatestAt, thread, ids[s.wantLatest], at(s.wantLatest))
+			}
+			if got.AnalysedDelivery != 0 || got.AnalysedSubject != "" || !got.AnalysedAt.IsZero() {
+				t.Errorf("NoteThread(%d) analysed = %d %q %v, want none yet", ids[s.note], got.AnalysedDelivery, got.AnalysedSubject, got.AnalysedAt)
+			}
+		}
+		for _, id := range ids {
+			got, err := st.Delivery(ctx, id)
+			if err != nil || got.Thread != thread {
+				t.Errorf("Delivery(%d).Thread = %q, %v; want %q", id, got.Thread, err, thread)
+			}
+		}
+		got, err := st.Thread(ctx, thread)
+		if err != nil || got.LatestDelivery != ids[2] {
+			t.Errorf("Thread(%s) = latest %d, %v; want %d", thread, got.LatestDelivery, err, ids[2])
+		}
+	})
+}
+
+func TestMarkAnalysed(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		ids := insert(t, st, store.Delivery{HookID: "1", GUID: "a", Event: "pull_request", Repo: "acme/app", Payload: []byte(`{}`), ReceivedAt: time.Now()})
+		if _, err := st.NoteThread(ctx, "acme/app#3", ids[0], time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		before := time.Now().Truncate(time.Millisecond)
+		if err := st.MarkAnalysed(ctx, "acme/app#3", ids[0], "head 1a2b3c"); err != nil {
+			t.Fatalf("MarkAnalysed: %v", err)
+		}
+		after := time.Now()
+		got, err := st.Thread(ctx, "acme/app#3")
+		if err != nil {
+			t.Fatalf("Thread: %v", err)
+		}
+		if got.AnalysedDelivery != ids[0] || got.AnalysedSubject != "head 1a2b3c" {
+			t.Errorf("Thread after MarkAnalysed = analysed %d %q, want %d %q", got.AnalysedDelivery, got.AnalysedSubject, ids[0], "head 1a2b3c")
+		}
+		if got.AnalysedAt.Before(before) || got.AnalysedAt.After(after) {
+			t.Errorf("Thread after MarkAnalysed AnalysedAt = %v, want between %v and %v", got.AnalysedAt, before, after)
+		}
+		if got.LatestDelivery != ids[0] {
+			t.Errorf("Thread after MarkAnalysed LatestDelivery = %d, want %d (unchanged)", got.LatestDelivery, ids[0])
+		}
+		// Marking a thread never noted changes nothing and creates nothing.
+		if err := st.MarkAnalysed(ctx, "acme/app#4", ids[0], "x"); err != nil {
+			t.Fatalf("MarkAnalysed(unknown thread): %v", err)
+		}
+		if _, err := st.Thread(ctx, "acme/app#4"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Thread(unknown, marked) = %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestAnalysesSince(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		save := func(delivery int64, repo string, thread int) {
+			t.Helper()
+			err := st.SaveAnalysis(ctx, store.Analysis{DeliveryID: delivery, Repo: repo, Thread: thread, Kind: "issue",
+				Model: "claude-sonnet-4-5", Result: `{}`})
+			if err != nil {
+				t.Fatalf("SaveAnalysis(%d): %v", delivery, err)
+			}
+		}
+		start := time.Now().Add(-time.Second)
+		save(1, "acme/app", 1)
+		save(2, "acme/app", 2)
+		save(3, "acme/lib", 1)
+		// created_at is in milliseconds: keep mark clear of both sides.
+		time.Sleep(5 * time.Millisecond)
+		mark := time.Now()
+		time.Sleep(5 * time.Millisecond)
+		save(4, "acme/app", 1)
+		save(4, "acme/app", 1) // a second answer for one delivery is ignored
+		tests := []struct {
+			repo   string
+			thread int
+			since  time.Time
+			want   int
+		}{
+			{"acme/app", 1, start, 2},
+			{"acme/app", 1, mark, 1},
+			{"acme/app", 1, time.Now().Add(time.Hour), 0},
+			{"acme/app", 2, start, 1},
+			{"acme/app", 2, mark, 0},
+			{"acme/lib", 1, start, 1},
+			{"acme/lib", 2, start, 0},
+			{"other/app", 1, start, 0},
+		}
+		for _, tt := range tests {
+			got, err := st.AnalysesSince(ctx, tt.repo, tt.thread, tt.since)
+			if err != nil || got != tt.want {
+				t.Errorf("AnalysesSince(%s, %d, %v) = %d, %v; want %d", tt.repo, tt.thread, tt.since, got, err, tt.want)
+			}
+		}
+	})
+}
+
+func TestUnplanned(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		d := func(guid, repo, event string) store.Delivery {
+			return store.Delivery{HookID: "1", GUID: guid, Event: event, Action: "edited", Repo: repo,
+				Payload: []byte(`{"guid":"` + guid + `"}`), ReceivedAt: time.Now()}
+		}
+		ids := insert(t, st,
+			d("older", "acme/app", "issues"),          // 0: not newer than the reference
+			d("ref", "acme/app", "issues"),            // 1: the reference
+			d("newer", "acme/app", "issues"),          // 2: wanted
+			d("comment", "acme/app", "issue_comment"), // 3: wanted
+			d("pr", "acme/app", "pull_request"),       // 4: another event
+			d("lib", "acme/lib", "issues"),            // 5: another repository
+			d("planned", "acme/app", "issues"),        // 6: already planned
+			d("done", "acme/app", "issues"),           // 7: not queued
+			d("last", "acme/app", "issues"),           // 8: wanted
+		)
+		if _, err := st.NoteThread(ctx, "acme/app#1", ids[6], time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetDeliveryStatus(ctx, ids[7], store.StatusDone, "handled"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.Unplanned(ctx, "acme/app", ids[1], []string{"issues", "issue_comment"})
+		if err != nil {
+			t.Fatalf("Unplanned: %v", err)
+		}
+		var gotIDs []int64
+		for _, g := range got {
+			gotIDs = append(gotIDs, g.ID)
+			if want := `{"guid":"` + g.GUID + `"}`; string(g.Payload) != want {
+				t.Errorf("Unplanned delivery %d payload = %s, want %s", g.ID, g.Payload, want)
+			}
+			if g.Repo != "acme/app" || g.Status != store.StatusQueued || g.Thread != "" {
+				t.Errorf("Unplanned delivery %d = %s %s thread %q, want acme/app queued unplanned", g.ID, g.Repo, g.Status, g.Thread)
+			}
+		}
+		if want := []int64{ids[2], ids[3], ids[8]}; !slices.Equal(gotIDs, want) {
+			t.Errorf("Unplanned(acme/app, after %d, issues and issue_comment) = %v, want %v", ids[1], gotIDs, want)
+		}
+		if got, err := st.Unplanned(ctx, "acme/app", ids[1], nil); err != nil || len(got) != 0 {
+			t.Errorf("Unplanned(no events) = %v, %v; want none", got, err)
+		}
+		if got, err := st.Unplanned(ctx, "acme/app", ids[8], []string{"issues"}); err != nil || len(got) != 0 {
+			t.Errorf("Unplanned(after the newest) = %v, %v; want none", got, err)
+		}
+	})
+}
