@@ -121,11 +121,16 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		MaxBackoff:  time.Duration(cfg.Queue.MaxBackoff),
 		JobTimeout:  time.Duration(cfg.Queue.JobTimeout),
 		RescueAfter: time.Duration(cfg.Queue.RescueAfter),
+		KeepJobs:    time.Duration(cfg.Retention.Jobs),
+		KeepDead:    time.Duration(cfg.Retention.Deliveries),
 		Processor:   pipe,
 		Logger:      log,
 		Periodic:    periodic(cfg),
 		Register: func(w *river.Workers) {
 			river.AddWorker(w, &sweepWorker{sweep: sweeper(cfg, st, github, log), log: log})
+			river.AddWorker(w, &retentionWorker{store: st, cfg: cfg.Retention, log: log})
+			river.AddWorker(w, &alertsWorker{pipe: pipe})
+			river.AddWorker(w, newBatchWorker(cfg, pipe)) // the Message Batches API (batches.go)
 		},
 	})
 	if err != nil {
@@ -136,7 +141,13 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	for _, s := range cfg.GitHub.WebhookSecrets {
 		secrets = append(secrets, []byte(s.Value()))
 	}
-	wh := webhook.New(webhook.Options{Secrets: secrets, Persister: q, Logger: log, Registerer: reg})
+	committers := 1 // SQLite writes one transaction at a time anyway
+	if st.Dialect == store.Postgres {
+		// Each batch is one statement; several in flight hide the round
+		// trips to the server.
+		committers = 4
+	}
+	wh := webhook.New(webhook.Options{Secrets: secrets, Persister: q, Logger: log, Registerer: reg, Committers: committers})
 	handler := web.NewHandler(web.Options{
 		Store: st, Queue: q, Webhook: wh, Gatherer: reg,
 		AdminToken: cfg.AdminToken.Value(), Logger: log,
@@ -162,14 +173,22 @@ func newGitHub(cfg config.Config, hc *http.Client) (*gh.Client, error) {
 
 // periodic lists the leader's periodic jobs besides the queue's own.
 func periodic(cfg config.Config) []*river.PeriodicJob {
-	if cfg.Sweep.Interval <= 0 {
-		return nil
+	once := func(args river.JobArgs) func() (river.JobArgs, *river.InsertOpts) {
+		return func() (river.JobArgs, *river.InsertOpts) { return args, &river.InsertOpts{MaxAttempts: 1} }
 	}
-	// The first sweep runs at start: what GitHub failed to deliver while
-	// hookwise was down is asked for again at once.
-	return []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(time.Duration(cfg.Sweep.Interval)),
-		func() (river.JobArgs, *river.InsertOpts) { return SweepArgs{}, &river.InsertOpts{MaxAttempts: 1} },
-		&river.PeriodicJobOpts{ID: "sweep_deliveries", RunOnStart: true})}
+	jobs := []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(time.Minute), once(AlertsArgs{}),
+		&river.PeriodicJobOpts{ID: "retry_budget_alerts"}), batchPeriodic(cfg)}
+	if cfg.Sweep.Interval > 0 {
+		// The first sweep runs at start: what GitHub failed to deliver
+		// while hookwise was down is asked for again at once.
+		jobs = append(jobs, river.NewPeriodicJob(river.PeriodicInterval(time.Duration(cfg.Sweep.Interval)), once(SweepArgs{}),
+			&river.PeriodicJobOpts{ID: "sweep_deliveries", RunOnStart: true}))
+	}
+	if cfg.Retention.Interval > 0 {
+		jobs = append(jobs, river.NewPeriodicJob(river.PeriodicInterval(time.Duration(cfg.Retention.Interval)), once(RetentionArgs{}),
+			&river.PeriodicJobOpts{ID: "prune_retention", RunOnStart: true}))
+	}
+	return jobs
 }
 
 // Handler is the HTTP surface: webhook, health, metrics and admin API.

@@ -40,6 +40,7 @@ type Config struct {
 	Queue                  QueueConfig     `yaml:"queue"`
 	Sweep                  SweepConfig     `yaml:"sweep"`
 	Budget                 BudgetConfig    `yaml:"budget"`
+	Retention              RetentionConfig `yaml:"retention"`
 	PromptsDir             string          `yaml:"prompts_dir"`
 	Defaults               RepoSettings    `yaml:"defaults"`
 	Repositories           []RepoRule      `yaml:"repositories"`
@@ -94,6 +95,23 @@ type Price struct {
 	Output     float64 `yaml:"output"`
 	CacheWrite float64 `yaml:"cache_write"`
 	CacheRead  float64 `yaml:"cache_read"`
+}
+
+// RetentionConfig says how long stored rows are kept; the leader prunes
+// older ones every Interval. Dead letters (failed deliveries) and
+// deliveries not finished are kept whatever their age.
+type RetentionConfig struct {
+	// Deliveries: handled deliveries, their answers, thread state and the
+	// comment ledger (a comment older than this is found again by its
+	// marker on GitHub).
+	Deliveries Duration `yaml:"deliveries"`
+	// Ledger: the usage and cost ledger and budget alerts.
+	Ledger Duration `yaml:"ledger"`
+	// Jobs: River's completed jobs. The jobs of dead letters are kept as
+	// long as deliveries, for their attempt history.
+	Jobs Duration `yaml:"jobs"`
+	// Interval between prunes; 0 turns pruning off.
+	Interval Duration `yaml:"interval"`
 }
 
 // BudgetConfig bounds what model calls may cost. Limits are in dollars;
@@ -280,6 +298,12 @@ func Default() Config {
 		Sweep: SweepConfig{
 			Interval: Duration(10 * time.Minute),
 			Window:   Duration(24 * time.Hour),
+		},
+		Retention: RetentionConfig{
+			Deliveries: Duration(30 * 24 * time.Hour),
+			Ledger:     Duration(400 * 24 * time.Hour),
+			Jobs:       Duration(24 * time.Hour),
+			Interval:   Duration(time.Hour),
 		},
 		Budget: BudgetConfig{
 			OnLimit:         OnLimitDefer,
@@ -647,6 +671,18 @@ func (c Config) Validate() error {
 		}
 	}
 	errs = append(errs, c.Budget.validate()...)
+	// Re-analysis limits count a thread's answers of the last 24 hours, and
+	// monthly budgets the month's spending.
+	if c.Retention.Deliveries < Duration(48*time.Hour) {
+		bad("retention.deliveries", "must be at least 48h, got %s", c.Retention.Deliveries)
+	}
+	if c.Retention.Ledger < Duration(32*24*time.Hour) {
+		bad("retention.ledger", "must be at least 768h (32 days: a monthly budget needs its month), got %s", c.Retention.Ledger)
+	}
+	positive("retention.jobs", c.Retention.Jobs)
+	if c.Retention.Interval < 0 {
+		bad("retention.interval", "must not be negative (0 turns pruning off), got %s", c.Retention.Interval)
+	}
 
 	atLeast("queue.workers", c.Queue.Workers, 1)
 	atLeast("queue.max_attempts", c.Queue.MaxAttempts, 1)

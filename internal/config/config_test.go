@@ -343,6 +343,21 @@ func TestValidate(t *testing.T) {
 		{"anthropic.max_tokens", func(c *Config) { c.Anthropic.MaxTokens = -5 }, "anthropic.max_tokens: must be at least 1, got -5"},
 		{"anthropic.batch_interval", func(c *Config) { c.Anthropic.BatchInterval = 0 }, "anthropic.batch_interval: must be positive, got 0s"},
 		{"queue.workers", func(c *Config) { c.Queue.Workers = 0 }, "queue.workers: must be at least 1, got 0"},
+		{"database_max_connections", func(c *Config) { c.DatabaseMaxConnections = 1 }, "database_max_connections: must be at least 2, got 1"},
+		{"budget.daily", func(c *Config) { c.Budget.Daily = -1 }, "budget.daily: want dollars, at least 0 (0: no limit), got -1"},
+		{"budget.on_limit", func(c *Config) { c.Budget.OnLimit = "panic" }, `budget.on_limit: want defer, fallback or skip, got "panic"`},
+		{"budget.fallback_model", func(c *Config) { c.Budget.OnLimit, c.Budget.FallbackModel = "fallback", "" },
+			"budget.fallback_model: must be set when budget.on_limit is fallback"},
+		{"budget.scopes", func(c *Config) { c.Budget.Scopes = []BudgetScope{{Match: "team:core", Daily: 1}} },
+			`budget.scopes[0].match: want "repo:owner/name", "org:owner" or "installation:ID", got "team:core"`},
+		{"budget.scopes limit", func(c *Config) { c.Budget.Scopes = []BudgetScope{{Match: "org:acme"}} }, "budget.scopes[0]: set daily, monthly or both"},
+		{"budget.alert_thresholds", func(c *Config) { c.Budget.AlertThresholds = []int{80, 0} }, "budget.alert_thresholds[1]: want a percentage from 1 to 1000, got 0"},
+		{"budget.alert_webhook", func(c *Config) { c.Budget.AlertWebhook = "hooks.example/T0/secret-part" }, "budget.alert_webhook: want an http:// or https:// URL"},
+		{"anthropic.prices", func(c *Config) { c.Anthropic.Prices = map[string]Price{"claude-x": {Input: 1}} }, "anthropic.prices.claude-x: input and output prices must both be set"},
+		{"retention.deliveries", func(c *Config) { c.Retention.Deliveries = Duration(time.Hour) }, "retention.deliveries: must be at least 48h, got 1h0m0s"},
+		{"retention.ledger", func(c *Config) { c.Retention.Ledger = Duration(24 * time.Hour) }, "retention.ledger: must be at least 768h"},
+		{"quiet_period", func(c *Config) { q := Duration(2 * time.Hour); c.Defaults.QuietPeriod = &q }, "defaults.quiet_period: want from 0s to 1h, got 2h0m0s"},
+		{"ignore_paths", func(c *Config) { c.Defaults.IgnorePaths = []string{"["} }, `defaults.ignore_paths[0]: want a glob like "docs/**" or "release/*", got "["`},
 		{"queue.max_attempts", func(c *Config) { c.Queue.MaxAttempts = 0 }, "queue.max_attempts: must be at least 1, got 0"},
 		{"queue.job_timeout", func(c *Config) { c.Queue.JobTimeout = 0 }, "queue.job_timeout: must be positive, got 0s"},
 		{"queue.rescue_after", func(c *Config) { c.Queue.RescueAfter = c.Queue.JobTimeout },
@@ -599,5 +614,20 @@ func TestRedaction(t *testing.T) {
 	}
 	if got := c.GitHub.Token.Value(); got != secrets[2] {
 		t.Errorf("Value() = %q, want %q", got, secrets[2])
+	}
+}
+
+// A budget alert webhook URL is a credential (Slack's carry a token): a bad
+// one is reported without being echoed.
+func TestAlertWebhookNotEchoed(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.Budget.AlertWebhook = "hooks.example/T0/secret-part"
+	err := c.Validate()
+	if err == nil || strings.Contains(err.Error(), "secret-part") {
+		t.Errorf("Validate() = %v, want an error that does not show the URL", err)
+	}
+	if strings.Contains(c.Redacted(), "secret-part") {
+		t.Errorf("Redacted() shows the alert webhook:\n%s", c.Redacted())
 	}
 }

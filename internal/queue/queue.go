@@ -66,6 +66,8 @@ type Options struct {
 	MaxBackoff  time.Duration // cap of the delay between attempts; default 10m
 	JobTimeout  time.Duration // a single attempt is cancelled after this
 	RescueAfter time.Duration // a job running this long is taken as crashed and retried
+	KeepJobs    time.Duration // how long completed jobs are kept; default River's (24h)
+	KeepDead    time.Duration // how long the jobs of dead letters (cancelled, discarded) are kept; default River's
 	Processor   Processor
 	Logger      *slog.Logger
 	// Periodic are more periodic jobs to run on the leader, with their
@@ -141,6 +143,9 @@ func New(st *store.Store, opts Options) (*Queue, error) {
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}}
 		cfg.JobTimeout = opts.JobTimeout
 		cfg.RescueStuckJobsAfter = opts.RescueAfter
+		cfg.CompletedJobRetentionPeriod = opts.KeepJobs
+		cfg.CancelledJobRetentionPeriod = opts.KeepDead
+		cfg.DiscardedJobRetentionPeriod = opts.KeepDead
 	}
 	client, err := river.NewClient(driver(st), cfg)
 	if err != nil {
