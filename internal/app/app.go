@@ -90,14 +90,22 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 
 	// Pacing wraps the instrumented transport: waits are not counted as
 	// upstream latency, and every request that is sent is.
-	ghPace := pace.NewTransport(instrumented(reg, "github"), pace.Options{
+	ghOpts := pace.Options{
 		Upstream:        pace.GitHub,
 		WritesPerMinute: cfg.GitHub.WritesPerMinute,
 		WritesPerHour:   cfg.GitHub.WritesPerHour,
 		WriteSpacing:    time.Minute / time.Duration(cfg.GitHub.WritesPerMinute),
 		MaxConcurrent:   cfg.GitHub.MaxConcurrency,
 		Registerer:      reg,
-	})
+	}
+	if st.Dialect == store.Postgres {
+		// Several instances share one token's secondary limits: they
+		// reserve their writes in the database. (Claude's limits need no
+		// such help: every instance learns them from the API's headers,
+		// which count the whole organisation's use.)
+		ghOpts.Shared = st
+	}
+	ghPace := pace.NewTransport(instrumented(reg, "github"), ghOpts)
 	github, err := newGitHub(cfg, &http.Client{Transport: ghPace, Timeout: 5 * time.Minute})
 	if err != nil {
 		return nil, err

@@ -64,6 +64,10 @@ type Options struct {
 	WritesPerMinute int           // at most this many writes started in any 60 s; 0 = no limit
 	WritesPerHour   int           // at most this many writes started in any 3600 s; 0 = no limit
 	WriteSpacing    time.Duration // least time between the starts of two writes; 0 = none
+	// Shared, when set, also keeps the write limits in a window outside
+	// the process, so that every instance sharing it paces its writes
+	// with the others: the limits then hold for the fleet.
+	Shared SharedWindow
 
 	// MaxConcurrent caps the requests in flight per key (a request is in
 	// flight until its response body is closed or read to the end);
@@ -84,6 +88,13 @@ type Options struct {
 
 	// Registerer receives the Transport's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+}
+
+// SharedWindow is a write window several processes share. TakeWriteSlot
+// reserves the earliest start at or after now, within the limits, for a
+// write under key, and returns it; the caller waits until then.
+type SharedWindow interface {
+	TakeWriteSlot(ctx context.Context, key string, now time.Time, perMinute, perHour int, spacing time.Duration) (time.Time, error)
 }
 
 // Transport is an http.RoundTripper that paces requests to one upstream
@@ -240,6 +251,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("%s (%s): wait for a concurrency slot: %w", t.opts.Upstream, key, ctx.Err())
 		}
 	}
+	if err := t.sharedSlot(ctx, key, req); err != nil {
+		t.abandon(ks, probe)
+		ks.release()
+		closeBody(req)
+		return nil, err
+	}
 	tk, err := t.admit(ctx, ks, req, probe) // gives up the probe on errors
 	if err != nil {
 		ks.release()
@@ -259,6 +276,26 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body = &releaseBody{ReadCloser: resp.Body, release: ks.release}
 	}
 	return resp, err
+}
+
+// sharedSlot waits for the fleet's write window when there is one: the
+// slot is reserved first, then slept until.
+func (t *Transport) sharedSlot(ctx context.Context, key string, req *http.Request) error {
+	o := &t.opts
+	if o.Shared == nil || !isWrite(req.Method) || (o.WritesPerMinute <= 0 && o.WritesPerHour <= 0 && o.WriteSpacing <= 0) {
+		return nil
+	}
+	now := o.Now()
+	at, err := o.Shared.TakeWriteSlot(ctx, key, now, o.WritesPerMinute, o.WritesPerHour, o.WriteSpacing)
+	if err != nil {
+		return fmt.Errorf("%s (%s): shared write window: %w", o.Upstream, key, err)
+	}
+	if d := at.Sub(now); d > 0 {
+		if err := o.Sleep(ctx, d); err != nil {
+			return fmt.Errorf("%s (%s): wait for the shared write window: %w", o.Upstream, key, err)
+		}
+	}
+	return nil
 }
 
 // key returns the state of key, creating it. t.mu must be held.

@@ -297,3 +297,62 @@ func (s *Store) ResumeDueTx(ctx context.Context, tx *sql.Tx, limit int) ([]int64
 	}
 	return ids, rows.Err()
 }
+
+// TakeWriteSlot reserves, for a write under key, the earliest start at or
+// after now that keeps every write reserved under key within perMinute
+// writes in any minute, perHour in any hour and spacing apart, and returns
+// it (0 means no such limit). On PostgreSQL every instance reserves from
+// the same table, so a fleet's writes keep to the limits together.
+func (s *Store) TakeWriteSlot(ctx context.Context, key string, now time.Time, perMinute, perHour int, spacing time.Duration) (time.Time, error) {
+	var next time.Time
+	err := s.Tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hw_write_keys (key) VALUES (?) ON CONFLICT (key) DO NOTHING`), key); err != nil {
+			return err
+		}
+		// The row lock that serialises reservations of one key.
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE hw_write_keys SET n = n + 1 WHERE key = ?`), key); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT at FROM hw_write_slots WHERE key = ? AND at > ? ORDER BY at`),
+			key, now.Add(-time.Hour).UnixMilli())
+		if err != nil {
+			return err
+		}
+		var slots []int64
+		for rows.Next() {
+			var at int64
+			if err := rows.Scan(&at); err != nil {
+				rows.Close()
+				return err
+			}
+			slots = append(slots, at)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		at := now.UnixMilli()
+		n := len(slots)
+		if n > 0 {
+			at = max(at, slots[n-1]+spacing.Milliseconds())
+		}
+		if perMinute > 0 && n >= perMinute {
+			at = max(at, slots[n-perMinute]+time.Minute.Milliseconds()+1)
+		}
+		if perHour > 0 && n >= perHour {
+			at = max(at, slots[n-perHour]+time.Hour.Milliseconds()+1)
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hw_write_slots (key, at) VALUES (?, ?)`), key, at); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM hw_write_slots WHERE key = ? AND at <= ?`), key, now.Add(-time.Hour).UnixMilli()); err != nil {
+			return err
+		}
+		next = time.UnixMilli(at)
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reserve a write slot: %w", err)
+	}
+	return next, nil
+}

@@ -1,0 +1,64 @@
+package store_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookwise/hookwise/internal/store"
+)
+
+// Two instances reserving writes for one token together keep to the
+// limits: no minute holds more than perMinute slots, no two are closer
+// than the spacing, and every reservation gets its own slot.
+func TestTakeWriteSlotSharedByInstances(t *testing.T) {
+	t.Parallel()
+	forEachURL(t, func(t *testing.T, engine, url string) {
+		handles := []*store.Store{openURL(t, url)}
+		if engine == "postgres" {
+			handles = append(handles, openURL(t, url)) // a second instance
+		}
+		const perMinute, takes = 10, 36
+		spacing := 2 * time.Second
+		now := time.Now()
+		var mu sync.Mutex
+		var got []time.Time
+		var wg sync.WaitGroup
+		for i := range takes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				at, err := handles[i%len(handles)].TakeWriteSlot(context.Background(), "token", now, perMinute, 0, spacing)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				got = append(got, at)
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if len(got) != takes {
+			t.Fatalf("%d slots, want %d", len(got), takes)
+		}
+		slices.SortFunc(got, time.Time.Compare)
+		for i := 1; i < len(got); i++ {
+			if gap := got[i].Sub(got[i-1]); gap < spacing {
+				t.Errorf("slots %d and %d are %v apart, want at least %v", i-1, i, gap, spacing)
+			}
+		}
+		for i := perMinute; i < len(got); i++ {
+			if got[i].Sub(got[i-perMinute]) <= time.Minute {
+				t.Errorf("%d slots within a minute ending at slot %d", perMinute+1, i)
+			}
+		}
+		// An idle key's first write goes at once.
+		at, err := handles[0].TakeWriteSlot(context.Background(), "other", now, perMinute, 0, spacing)
+		if err != nil || !at.Equal(time.UnixMilli(now.UnixMilli())) {
+			t.Errorf("first slot of a new key = %v, %v; want now", at, err)
+		}
+	})
+}
