@@ -26,7 +26,7 @@ func TestPrune(t *testing.T) {
 			{"old-skipped", old, store.StatusSkipped, false},
 			{"old-discarded", old, store.StatusDiscarded, false},
 			{"old-failed", old, store.StatusFailed, true}, // a dead letter, kept until handled
-			{"old-queued", old, store.StatusQueued, true},  // still in progress
+			{"old-queued", old, store.StatusQueued, true}, // still in progress
 			{"old-deferred", old, store.StatusDeferred, true},
 			{"recent-done", recent, store.StatusDone, true},
 		}
