@@ -64,6 +64,7 @@ budget:
   on_limit: skip
 defaults:
   quiet_period: 0s
+database_max_connections: 15
 shutdown_timeout: 2s
 `, budget)
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
