@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -293,6 +294,16 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 		"ANTHROPIC_BASE_URL=http://127.0.0.1:1"}
 	p := startServe(t, bin, env, filepath.Join(dir, "log"))
 	waitReady(t, addr)
+	// The container health check, which has no shell or curl to use.
+	healthcheck := func() (string, error) {
+		cmd := exec.Command(bin, "healthcheck")
+		cmd.Env = append(os.Environ(), "HOOKWISE_LISTEN="+addr, "HOOKWISE_CONFIG=")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := healthcheck(); err != nil || !strings.Contains(out, "ready") {
+		t.Errorf("hookwise healthcheck while serving = %q, %v; want ready, exit 0", out, err)
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -308,5 +319,8 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
 		t.Error("GET /healthz answered after shutdown, want connection refused")
+	}
+	if out, err := healthcheck(); err == nil {
+		t.Errorf("hookwise healthcheck after shutdown = %q, exit 0; want a failure", out)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -32,6 +33,8 @@ commands:
   demo [--keep]              run the whole pipeline against built-in fakes and print what happened
   migrate                    apply database migrations and exit
   check-config               print the effective configuration, secrets redacted
+  healthcheck                exit 0 when the hookwise on this host's listen port is ready
+                             (GET /readyz), for container health checks without a shell
   deliveries list [flags]    list stored deliveries (--status, --repo, --limit)
   deliveries show <id|guid>  show one delivery and its analysis
   replay <id|guid>           process a stored delivery again from the start
@@ -103,6 +106,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, "migrations applied")
 		return st.Close()
+	case "healthcheck":
+		return healthcheck(ctx, cfg.Listen, stdout)
 	case "check-config":
 		fmt.Fprint(stdout, cfg.Redacted())
 		if err := cfg.ValidateForServe(); err != nil {
@@ -128,6 +133,35 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// healthcheck asks the local hookwise whether it is ready. It reads no
+// database itself: it checks the running process.
+func healthcheck(ctx context.Context, listen string, out io.Writer) error {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("not ready: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("not ready: %d %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	fmt.Fprintln(out, "ready")
+	return nil
 }
 
 func newLogger(format string, w io.Writer) *slog.Logger {
