@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -52,26 +51,7 @@ func startWith(t *testing.T, github *fake.GitHub, model *fake.Anthropic, mutate 
 // settle waits until n deliveries are stored and none is still queued.
 func (h *harness) settle(t *testing.T, n int, limit time.Duration) []store.Delivery {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		ds, err := h.app.Store.ListDeliveries(context.Background(), store.DeliveryFilter{Limit: 100_000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		queued := 0
-		for _, d := range ds {
-			if d.Status == store.StatusQueued {
-				queued++
-			}
-		}
-		if len(ds) >= n && queued == 0 {
-			return ds
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %d deliveries stored, %d still queued; want %d settled", limit, len(ds), queued, n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return settled(t, h.app.Store, n, limit)
 }
 
 // TestRedeliveriesCostOnce sends 250 distinct deliveries 1,400 times in all:

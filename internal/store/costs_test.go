@@ -27,7 +27,7 @@ func insertCostLedger(t *testing.T, st *store.Store, rows ...costLedgerRow) {
 		if r.batch {
 			batch = 1
 		}
-		_, err := st.DB.Exec(rebind(st, `INSERT INTO hw_usage (created_at, settled_at, expires_at, delivery_id, repo, owner,
+		_, err := st.DB.Exec(st.Rebind(`INSERT INTO hw_usage (created_at, settled_at, expires_at, delivery_id, repo, owner,
 			thread, event, kind, model, batch, outcome, estimate_micros, input_tokens, output_tokens,
 			cache_write_tokens, cache_read_tokens, cost_micros)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),

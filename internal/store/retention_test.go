@@ -45,7 +45,7 @@ func TestPrune(t *testing.T) {
 		}
 		// Ledger rows: one from 40 days ago, one now.
 		for _, at := range []time.Time{old, now} {
-			if _, err := st.DB.ExecContext(ctx, rebind(st, `INSERT INTO hw_usage (created_at, expires_at, delivery_id, repo, owner,
+			if _, err := st.DB.ExecContext(ctx, st.Rebind(`INSERT INTO hw_usage (created_at, expires_at, delivery_id, repo, owner,
 				thread, event, kind, model, estimate_micros, outcome, cost_micros) VALUES (?, ?, 1, 'acme/app', 'acme', 't', 'e', 'k', 'm', 10, 'ok', 10)`),
 				at.UnixMilli(), at.UnixMilli()); err != nil {
 				t.Fatal(err)

@@ -190,6 +190,10 @@ func syncDir(dir string) error {
 // Close closes the database.
 func (s *Store) Close() error { return s.DB.Close() }
 
+// Rebind rewrites a query written with ? placeholders for the store's
+// dialect ($1, $2, … on PostgreSQL), for callers that run their own SQL.
+func (s *Store) Rebind(query string) string { return s.q(query) }
+
 // q rewrites a query written with ? placeholders for the store's dialect.
 func (s *Store) q(query string) string {
 	if s.Dialect != Postgres {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -59,24 +58,6 @@ func openURL(t *testing.T, url string) *store.Store {
 	return st
 }
 
-// rebind rewrites a query written with ? placeholders for st's dialect,
-// as the store does for its own queries.
-func rebind(st *store.Store, query string) string {
-	if st.Dialect != store.Postgres {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
 
 func insert(t *testing.T, st *store.Store, ds ...store.Delivery) []int64 {
 	t.Helper()

@@ -446,7 +446,7 @@ func TestDeferAndResume(t *testing.T) {
 		}{{store.StatusQueued, false}, {store.StatusDeferred, true}, {store.StatusQueued, false}, {store.StatusQueued, false}} {
 			var status string
 			var resumeAt int64
-			if err := st.DB.QueryRowContext(ctx, rebind(st, `SELECT status, resume_at FROM hw_deliveries WHERE id = ?`), ids[i]).
+			if err := st.DB.QueryRowContext(ctx, st.Rebind(`SELECT status, resume_at FROM hw_deliveries WHERE id = ?`), ids[i]).
 				Scan(&status, &resumeAt); err != nil {
 				t.Fatal(err)
 			}
