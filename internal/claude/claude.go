@@ -63,6 +63,9 @@ type Client struct {
 
 	mu     sync.Mutex
 	limits RateLimits
+
+	// batchLimits are MaxBatchRequests and MaxBatchBytes, smaller in tests.
+	batchLimits struct{ requests, bytes int }
 }
 
 // New returns a Client. It reads nothing from the environment: the SDK's
@@ -84,12 +87,14 @@ func New(opts Options) *Client {
 	if opts.HTTPClient != nil {
 		sdkOpts = append(sdkOpts, option.WithHTTPClient(opts.HTTPClient))
 	}
-	return &Client{
+	c := &Client{
 		sdk:    anthropic.NewClient(sdkOpts...),
 		apiKey: opts.APIKey,
 		sem:    make(chan struct{}, n),
 		now:    time.Now,
 	}
+	c.batchLimits.requests, c.batchLimits.bytes = MaxBatchRequests, MaxBatchBytes
+	return c
 }
 
 // Request is one structured-output call.
@@ -117,9 +122,12 @@ type Result struct {
 	JSON       json.RawMessage // the structured answer, validated to be a JSON object
 	Usage      Usage
 	Model      string // model the API says answered
-	RequestID  string // from the request-id response header
+	RequestID  string // from the request-id response header; of a batched request, its batch's id
 	StopReason string
-	Latency    time.Duration // time of the HTTP call, not counting the wait for a concurrency slot
+	// Latency is the time of the HTTP call, not counting the wait for a
+	// concurrency slot; of a batched request, its batch's time from
+	// creation to end.
+	Latency time.Duration
 }
 
 // Complete sends req and returns the model's structured answer.
@@ -147,12 +155,20 @@ func (c *Client) Complete(ctx context.Context, req Request) (Result, error) {
 	msg, err := c.sdk.Messages.New(pace.WithKey(ctx, Family(req.Model)), params, option.WithResponseInto(&httpResp))
 	latency := time.Since(start)
 	if err != nil {
-		return Result{}, c.classify(err, httpResp)
+		return Result{}, c.classify(err, httpResp, true)
 	}
+	requestID := ""
 	if httpResp != nil {
 		c.record(httpResp.Header)
+		requestID = httpResp.Header.Get("request-id")
 	}
+	return c.result(msg, requestID, latency)
+}
 
+// result turns a message into a Result: its accounting, and its answer
+// checked to be a complete JSON object. An unusable answer is a
+// TypeInvalidOutput *Error, returned with the Result's accounting.
+func (c *Client) result(msg *anthropic.Message, requestID string, latency time.Duration) (Result, error) {
 	res := Result{
 		Usage: Usage{
 			InputTokens:              msg.Usage.InputTokens,
@@ -161,13 +177,10 @@ func (c *Client) Complete(ctx context.Context, req Request) (Result, error) {
 			CacheReadInputTokens:     msg.Usage.CacheReadInputTokens,
 		},
 		Model:      string(msg.Model),
+		RequestID:  requestID,
 		StopReason: string(msg.StopReason),
 		Latency:    latency,
 	}
-	if httpResp != nil {
-		res.RequestID = httpResp.Header.Get("request-id")
-	}
-
 	var text strings.Builder
 	for _, block := range msg.Content {
 		if block.Type == "text" {
@@ -252,7 +265,8 @@ func Family(model string) string {
 	return model
 }
 
-// Error is every error Complete returns.
+// Error is every error Complete and the batch methods return, and the
+// error of every batched request that failed.
 type Error struct {
 	Status     int    // HTTP status; 0 when there was no HTTP error response
 	Type       string // Anthropic error type, or one of the Type constants
@@ -297,13 +311,15 @@ func (e *Error) Unwrap() error { return e.err }
 // neither is an invalid answer: a truncated answer comes back truncated
 // again with the same max_tokens, and structured outputs make prose
 // answers a sign of a bad schema or prompt, not of bad luck. Other 5xx are
-// taken as temporary, other 4xx as permanent. A Status-0 error of unknown
-// kind is temporary: the queue's bounded attempts make that the cheaper
-// mistake.
+// taken as temporary, other 4xx as permanent. A Status-0 error (one with no
+// HTTP error response: a network error, an invalid answer, a failed
+// request of a batch) goes by its type: the types of those permanent
+// statuses are permanent, and every other type, known or not, is
+// temporary: the queue's bounded attempts make that the cheaper mistake.
 func (e *Error) Temporary() bool {
 	switch e.Status {
 	case 0:
-		return e.Type != TypeInvalidOutput && e.Type != TypeInvalidRequest
+		return !permanentTypes[e.Type]
 	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests, 529:
 		return true
 	}
@@ -333,13 +349,27 @@ func (e *Error) RetryDelay() time.Duration {
 	return e.RetryAfter
 }
 
+// permanentTypes are the error types of requests that cannot succeed as
+// they are, for errors that carry no HTTP status.
+var permanentTypes = map[string]bool{
+	TypeInvalidOutput:      true,
+	TypeInvalidRequest:     true,
+	"authentication_error": true,
+	"permission_error":     true,
+	"not_found_error":      true,
+	"request_too_large":    true,
+	"billing_error":        true,
+}
+
 func (c *Client) networkError(err error) *Error {
 	return &Error{Type: TypeNetwork, Message: c.scrub(err.Error()), err: err}
 }
 
-// classify turns an SDK error into a *Error and records the rate-limit
-// headers of the response, if there was one.
-func (c *Client) classify(err error, resp *http.Response) *Error {
+// classify turns an SDK error into a *Error and, with limits, records the
+// rate-limit headers of the response, if there was one. (The Message
+// Batches API's answers report its own limits, not those of the Messages
+// API that Limits describes.)
+func (c *Client) classify(err error, resp *http.Response, limits bool) *Error {
 	var apiErr *anthropic.Error
 	if !errors.As(err, &apiErr) {
 		return c.networkError(err)
@@ -361,7 +391,9 @@ func (c *Client) classify(err error, resp *http.Response) *Error {
 		e.Message = http.StatusText(e.Status)
 	}
 	if resp != nil {
-		c.record(resp.Header)
+		if limits {
+			c.record(resp.Header)
+		}
 		e.RetryAfter = retryAfter(resp.Header, c.now())
 		if e.RequestID == "" {
 			e.RequestID = resp.Header.Get("request-id")

@@ -31,7 +31,8 @@ const (
 const anthDefaultSeed = 0x5EED_A17E_0000_0001
 
 // Anthropic is an in-process fake of Anthropic's Messages API
-// (POST /v1/messages). It speaks the real wire format, so the official SDK
+// (POST /v1/messages) and Message Batches API (/v1/messages/batches, see
+// anthropic_batches.go). It speaks the real wire format, so the official SDK
 // and hookwise's claude adapter work against it unchanged. It models prompt
 // caching of a system prompt marked with cache_control, including the
 // model's minimum cacheable length, so a test that expects cache reads
@@ -50,9 +51,17 @@ type Anthropic struct {
 	tokBucket   anthBucket                // tokens per minute
 	rng         *mrand.Rand               // fault draws
 	answers     map[int]int               // status → answers sent
-	usage       map[string]AnthropicUsage // model → usage reported in 200 answers
+	usage       map[string]AnthropicUsage // model → usage reported in 200 answers and succeeded batch results
 	inFlight    int
 	maxInFlight int
+
+	// bmu guards the batches; it is taken before mu, never after, as
+	// answering a batch's requests takes mu.
+	bmu           sync.Mutex
+	batches       map[string]*anthBatch
+	batchOrder    []string                  // batch ids, oldest first
+	batchUsage    map[string]AnthropicUsage // model → usage of succeeded batch results
+	batchFailures []anthBatchFailure
 }
 
 // AnthropicOptions configures an Anthropic fake.
@@ -87,6 +96,12 @@ type AnthropicOptions struct {
 	// Seed seeds the fault draws (math/rand/v2 PCG); 0 picks a fixed
 	// default, so runs repeat either way.
 	Seed uint64
+	// BatchDelay is how long a message batch stays in_progress after it is
+	// created, by Now; its requests are answered when it is first looked
+	// at after that (its status or its results). 0 means 300ms; a negative
+	// delay leaves batches in progress until EndBatches (or until they
+	// expire, 24 hours after creation, with every request expired).
+	BatchDelay time.Duration
 }
 
 // AnthropicFault is one kind of random failure of the fake.
@@ -106,10 +121,11 @@ type AnthropicFault struct {
 }
 
 // AnthropicUsage is the usage the fake reported in its 200 answers to one
-// model, summed field by field over those answers, so that a test can check
-// a cost ledger against what the API would have billed.
+// model (and in its succeeded batch results), summed field by field over
+// those answers, so that a test can check a cost ledger against what the
+// API would have billed.
 type AnthropicUsage struct {
-	Calls                    int64 // 200 answers, including those cut at max_tokens
+	Calls                    int64 // 200 answers and succeeded batch results, including those cut at max_tokens
 	InputTokens              int64 // usage.input_tokens
 	OutputTokens             int64 // usage.output_tokens
 	CacheCreationInputTokens int64 // usage.cache_creation_input_tokens
@@ -123,6 +139,7 @@ type AnthropicRequest struct {
 	Prompt    string         // text of all messages, joined with "\n\n"
 	Schema    map[string]any // output_config.format.schema; nil without structured output
 	MaxTokens int
+	Batch     bool // sent in a message batch rather than to /v1/messages
 }
 
 type anthFailure struct {
@@ -144,6 +161,9 @@ func NewAnthropic(opts AnthropicOptions) *Anthropic {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.BatchDelay == 0 {
+		opts.BatchDelay = anthDefaultBatchDelay
 	}
 	sum := 0.0
 	faults := make([]AnthropicFault, len(opts.Faults))
@@ -180,17 +200,22 @@ func NewAnthropic(opts AnthropicOptions) *Anthropic {
 		rng:       mrand.New(mrand.NewPCG(seed, seed^0x9E3779B97F4A7C15)),
 		answers:   map[int]int{},
 		usage:     map[string]AnthropicUsage{},
+
+		batches:    map[string]*anthBatch{},
+		batchUsage: map[string]AnthropicUsage{},
 	}
 }
 
-// Calls returns the number of successful message calls.
+// Calls returns the number of successful message calls, batched requests
+// that succeeded included.
 func (a *Anthropic) Calls() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.calls
 }
 
-// Requests returns the requests of the successful calls, oldest first.
+// Requests returns the requests of the successful calls, oldest first
+// (batched requests included, marked Batch).
 func (a *Anthropic) Requests() []AnthropicRequest {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -211,9 +236,11 @@ func (a *Anthropic) Answers() map[int]int {
 }
 
 // Usage returns, by model id as requested, the usage the fake reported in
-// every 200 answer it has sent (answers cut at max_tokens included): the
-// sums of each usage field of the response bodies, and how many answers.
-// Failed calls are absent, as the API does not bill them.
+// every 200 answer it has sent and every succeeded batch result (answers
+// cut at max_tokens included): the sums of each usage field of the
+// messages, and how many. Failed calls and batch requests are absent, as
+// the API does not bill them. BatchUsage is the part that came through
+// batches, which the API bills at half price.
 func (a *Anthropic) Usage() map[string]AnthropicUsage {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -304,13 +331,18 @@ func anthText(raw json.RawMessage) (text string, cached bool, err error) {
 	return strings.Join(parts, "\n"), cached, nil
 }
 
-// ServeHTTP serves POST /v1/messages; every other route is a 404. Every
-// answer to a call that passes authentication carries the rate-limit
-// headers; answers before that (401, unknown route or method) do not, as
-// the API cannot tell whose limits to report.
+// ServeHTTP serves POST /v1/messages and the Message Batches API
+// (serveBatches); every other route is a 404. Every answer to a message
+// call that passes authentication carries the rate-limit headers; answers
+// before that (401, unknown route or method) do not, as the API cannot tell
+// whose limits to report.
 func (a *Anthropic) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	w := &anthAnswerWriter{ResponseWriter: rw}
 	defer a.count(w)
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/messages/batches"); ok && (rest == "" || rest[0] == '/') {
+		a.serveBatches(w, r, rest)
+		return
+	}
 	if r.URL.Path != "/v1/messages" {
 		anthWriteError(w, http.StatusNotFound, "not_found_error", "Not found", 0)
 		return
@@ -330,16 +362,9 @@ func (a *Anthropic) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		a.mu.Unlock()
 	}()
 
-	if a.opts.Latency > 0 {
-		t := time.NewTimer(a.opts.Latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		}
+	if !a.wait(r) {
+		return
 	}
-
 	if !a.authorized(r.Header) {
 		anthWriteError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key", 0)
 		return
@@ -352,18 +377,8 @@ func (a *Anthropic) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		a.writeError(w, http.StatusBadRequest, "invalid_request_error", "anthropic-version: header is required", 0)
 		return
 	}
-
-	a.mu.Lock()
-	if len(a.failures) > 0 {
-		f := a.failures[0]
-		a.failures = a.failures[1:]
-		a.mu.Unlock()
+	if f, ok := a.injected(draw); ok {
 		a.writeError(w, f.status, f.errType, anthMessageForType(f.errType), f.retryAfter)
-		return
-	}
-	a.mu.Unlock()
-	if f, ok := a.fault(draw); ok {
-		a.writeError(w, f.Status, f.Type, anthMessageForType(f.Type), f.RetryAfter)
 		return
 	}
 
@@ -394,37 +409,96 @@ func (a *Anthropic) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	a.reqBucket.take(1)
 	a.tokBucket.take(float64(systemTokens + inputTokens))
-	var cacheRead, cacheCreation int64
-	// A marked prefix shorter than the model's minimum is not cached at
-	// all, as in the API: no entry, no write, no read, and its tokens are
-	// plain input.
-	if cacheable && systemTokens >= anthMinCacheTokens(req.Model) {
-		key := sha256.Sum256([]byte(req.Model + "\x00" + req.System))
-		if last, ok := a.cache[key]; ok && now.Sub(last) < anthCacheTTL {
-			cacheRead = systemTokens
-		} else {
-			cacheCreation = systemTokens
-		}
-		for k, last := range a.cache {
-			if now.Sub(last) >= anthCacheTTL {
-				delete(a.cache, k)
-			}
-		}
-		a.cache[key] = now // a read refreshes the entry, as the API does
-	} else {
-		inputTokens += systemTokens
-	}
+	usage := a.cacheLocked(req, cacheable, now)
 	a.mu.Unlock()
 
-	answer, err := a.opts.Respond(req)
+	body, usage, err := a.message(req, usage)
 	if err != nil {
 		a.writeError(w, http.StatusInternalServerError, "api_error", "Internal server error: "+err.Error(), 0)
 		return
+	}
+	a.mu.Lock()
+	now = a.opts.Now()
+	a.tokBucket.refill(now)
+	a.tokBucket.take(float64(usage.OutputTokens))
+	a.writeLimitHeaders(w.Header(), now)
+	a.mu.Unlock()
+	anthWriteJSON(w, http.StatusOK, body)
+}
+
+// wait holds a call for Latency, and reports false if its client gave up
+// meanwhile.
+func (a *Anthropic) wait(r *http.Request) bool {
+	if a.opts.Latency <= 0 {
+		return true
+	}
+	t := time.NewTimer(a.opts.Latency)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
+
+// injected returns the failure a call gets instead of an answer: a pending
+// FailNext failure, else the random fault draw selects, if any.
+func (a *Anthropic) injected(draw float64) (anthFailure, bool) {
+	a.mu.Lock()
+	if len(a.failures) > 0 {
+		f := a.failures[0]
+		a.failures = a.failures[1:]
+		a.mu.Unlock()
+		return f, true
+	}
+	a.mu.Unlock()
+	if f, ok := a.fault(draw); ok {
+		return anthFailure{status: f.Status, errType: f.Type, retryAfter: f.RetryAfter}, true
+	}
+	return anthFailure{}, false
+}
+
+// cacheLocked applies prompt caching to req at now and returns its input
+// tokens as the API bills them: plain input, cache writes and cache reads.
+// A marked prefix shorter than the model's minimum is not cached at all, as
+// in the API: no entry, no write, no read, and its tokens are plain input.
+// a.mu must be held.
+func (a *Anthropic) cacheLocked(req AnthropicRequest, cacheable bool, now time.Time) AnthropicUsage {
+	systemTokens := int64(len(req.System) / 4)
+	u := AnthropicUsage{InputTokens: int64(len(req.Prompt) / 4)}
+	if !cacheable || systemTokens < anthMinCacheTokens(req.Model) {
+		u.InputTokens += systemTokens
+		return u
+	}
+	key := sha256.Sum256([]byte(req.Model + "\x00" + req.System))
+	if last, ok := a.cache[key]; ok && now.Sub(last) < anthCacheTTL {
+		u.CacheReadInputTokens = systemTokens
+	} else {
+		u.CacheCreationInputTokens = systemTokens
+	}
+	for k, last := range a.cache {
+		if now.Sub(last) >= anthCacheTTL {
+			delete(a.cache, k)
+		}
+	}
+	a.cache[key] = now // a read refreshes the entry, as the API does
+	return u
+}
+
+// message answers req as the model: it runs the responder, cuts the answer
+// at max_tokens, records the call and its usage (u holds the input tokens
+// cacheLocked counted), and returns the message object the API sends with
+// the usage it reports. An error is the responder's, which the API reports
+// as an api_error; nothing is recorded then.
+func (a *Anthropic) message(req AnthropicRequest, u AnthropicUsage) (map[string]any, AnthropicUsage, error) {
+	answer, err := a.opts.Respond(req)
+	if err != nil {
+		return nil, AnthropicUsage{}, err
 	}
 	text, err := anthAnswerText(answer)
 	if err != nil {
-		a.writeError(w, http.StatusInternalServerError, "api_error", "Internal server error: "+err.Error(), 0)
-		return
+		return nil, AnthropicUsage{}, err
 	}
 	stopReason := "end_turn"
 	outputTokens := max(int64(len(text)/4), 1)
@@ -434,33 +508,23 @@ func (a *Anthropic) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		text = text[:min(len(text), req.MaxTokens*4)]
 		stopReason = "max_tokens"
 	}
-
-	usage := AnthropicUsage{
-		Calls:                    1,
-		InputTokens:              inputTokens,
-		OutputTokens:             outputTokens,
-		CacheCreationInputTokens: cacheCreation,
-		CacheReadInputTokens:     cacheRead,
-	}
+	u.Calls, u.OutputTokens = 1, outputTokens
 
 	a.mu.Lock()
 	a.calls++
 	a.requests = append(a.requests, req)
 	// Recorded before the answer is written, so that a client that has read
 	// it finds it in Usage; the body below is built from the same values.
-	total := a.usage[req.Model]
-	total.Calls += usage.Calls
-	total.InputTokens += usage.InputTokens
-	total.OutputTokens += usage.OutputTokens
-	total.CacheCreationInputTokens += usage.CacheCreationInputTokens
-	total.CacheReadInputTokens += usage.CacheReadInputTokens
-	a.usage[req.Model] = total
-	now = a.opts.Now()
-	a.tokBucket.refill(now)
-	a.tokBucket.take(float64(outputTokens))
-	a.writeLimitHeaders(w.Header(), now)
+	a.usage[req.Model] = a.usage[req.Model].Add(u)
+	if req.Batch {
+		a.batchUsage[req.Model] = a.batchUsage[req.Model].Add(u)
+	}
 	a.mu.Unlock()
 
+	tier := "standard"
+	if req.Batch {
+		tier = "batch"
+	}
 	body := map[string]any{
 		"id":            "msg_" + rand.Text(),
 		"type":          "message",
@@ -470,18 +534,28 @@ func (a *Anthropic) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		"stop_reason":   stopReason,
 		"stop_sequence": nil,
 		"usage": map[string]any{
-			"input_tokens":                usage.InputTokens,
-			"output_tokens":               usage.OutputTokens,
-			"cache_creation_input_tokens": usage.CacheCreationInputTokens,
-			"cache_read_input_tokens":     usage.CacheReadInputTokens,
+			"input_tokens":                u.InputTokens,
+			"output_tokens":               u.OutputTokens,
+			"cache_creation_input_tokens": u.CacheCreationInputTokens,
+			"cache_read_input_tokens":     u.CacheReadInputTokens,
 			"cache_creation": map[string]any{
-				"ephemeral_5m_input_tokens": usage.CacheCreationInputTokens,
+				"ephemeral_5m_input_tokens": u.CacheCreationInputTokens,
 				"ephemeral_1h_input_tokens": 0,
 			},
-			"service_tier": "standard",
+			"service_tier": tier,
 		},
 	}
-	anthWriteJSON(w, http.StatusOK, body)
+	return body, u, nil
+}
+
+// Add returns the field-by-field sum of u and o.
+func (u AnthropicUsage) Add(o AnthropicUsage) AnthropicUsage {
+	u.Calls += o.Calls
+	u.InputTokens += o.InputTokens
+	u.OutputTokens += o.OutputTokens
+	u.CacheCreationInputTokens += o.CacheCreationInputTokens
+	u.CacheReadInputTokens += o.CacheReadInputTokens
+	return u
 }
 
 // anthMinCacheTokens is the shortest prefix, in tokens, that model caches:

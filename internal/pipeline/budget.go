@@ -21,20 +21,33 @@ type budgetHeld struct {
 
 func (e *budgetHeld) Error() string { return e.over.Error() }
 
+// batchTTL is how long a reservation for the Message Batches API is
+// expected to stay unsettled: a batch ends within 24 hours, and its results
+// are collected within anthropic.batch_interval of that.
+const batchTTL = 25 * time.Hour
+
 // reserve writes req to the ledger as a reservation of the most it can
-// cost, within every budget it counts against. Over a budget it falls back
-// to the cheaper model where so configured (changing req.Model), else it
-// returns a *budgetHeld.
-func (p *Pipeline) reserve(ctx context.Context, d store.Delivery, t *task, req *claude.Request, chars int) (int64, error) {
+// cost (at the Message Batches API's price with batch), within every budget
+// it counts against. Over a budget it falls back to the cheaper model where
+// so configured (changing req.Model), else it returns a *budgetHeld.
+func (p *Pipeline) reserve(ctx context.Context, d store.Delivery, t *task, req *claude.Request, chars int, batch bool) (int64, error) {
 	call := store.UsageCall{
 		DeliveryID: d.ID, Repo: d.Repo, Owner: t.repo.Owner, InstallationID: d.InstallationID,
-		Thread: t.thread(), Event: d.EventName(), Kind: t.kind.name,
+		Thread: t.thread(), Event: d.EventName(), Kind: t.kind.name, Batch: batch,
+	}
+	ttl := p.leaseTTL
+	if batch {
+		ttl = batchTTL
 	}
 	limits := p.budgets.Limits(d.Repo, d.InstallationID, p.now())
 	try := func(model string) (int64, error) {
 		call.Model = model
-		call.EstimateMicros = p.prices.For(model).Estimate(p.est.Tokens(model, chars), int64(req.MaxTokens))
-		return p.store.Reserve(ctx, call, limits, p.leaseTTL)
+		price := p.prices.For(model)
+		if batch {
+			price = price.Batch()
+		}
+		call.EstimateMicros = price.Estimate(p.est.Tokens(model, chars), int64(req.MaxTokens))
+		return p.store.Reserve(ctx, call, limits, ttl)
 	}
 	id, err := try(req.Model)
 	var over *store.OverBudget
@@ -61,20 +74,25 @@ func (p *Pipeline) reserve(ctx context.Context, d store.Delivery, t *task, req *
 	return 0, &budgetHeld{over: over, action: action}
 }
 
+// outcomeOf is a call's outcome as the ledger records it: "ok" or the
+// error's type.
+func outcomeOf(callErr error) string {
+	if callErr == nil {
+		return "ok"
+	}
+	var ce *claude.Error
+	if errors.As(callErr, &ce) {
+		return ce.Type
+	}
+	return "error"
+}
+
 // settle records what a call cost, and sends the alerts it set off.
 func (p *Pipeline) settle(ctx context.Context, d store.Delivery, id int64, model string, u cost.Usage, micros int64, res claude.Result, callErr error) {
-	outcome := "ok"
-	if callErr != nil {
-		outcome = "error"
-		var ce *claude.Error
-		if errors.As(callErr, &ce) {
-			outcome = ce.Type
-		}
-	}
 	// The call happened: record it even if the job's context has ended.
 	ctx = context.WithoutCancel(ctx)
 	st := store.Settlement{
-		Model: model, Outcome: outcome, Input: u.Input, Output: u.Output, CacheWrite: u.CacheWrite, CacheRead: u.CacheRead,
+		Model: model, Outcome: outcomeOf(callErr), Input: u.Input, Output: u.Output, CacheWrite: u.CacheWrite, CacheRead: u.CacheRead,
 		Micros: micros, Latency: res.Latency, RequestID: res.RequestID,
 	}
 	// The call cannot be made again to learn its cost: ride out a short
@@ -89,6 +107,12 @@ func (p *Pipeline) settle(ctx context.Context, d store.Delivery, id int64, model
 		// overstated for a while, never understated.
 		p.log.Error("settle model call", "delivery", d.GUID, "err", err)
 	}
+	p.spend(ctx, d, model, micros)
+}
+
+// spend counts what a settled call of d cost, and sends the budget alerts
+// it set off.
+func (p *Pipeline) spend(ctx context.Context, d store.Delivery, model string, micros int64) {
 	p.m.cost.WithLabelValues(model, d.Event).Add(float64(micros) / 1e6)
 	for _, l := range p.budgets.Limits(d.Repo, d.InstallationID, p.now()) {
 		spent, err := p.store.Spent(ctx, l)

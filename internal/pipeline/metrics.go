@@ -27,7 +27,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hookwise_deliveries_processed_total", Help: "Deliveries processed, by event and outcome (done, skipped, deferred, failed).",
+			Name: "hookwise_deliveries_processed_total", Help: "Deliveries processed, by event and outcome (done, skipped, deferred, batched, failed).",
 		}, []string{"event", "outcome"}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookwise_model_calls_total", Help: "Model calls by model and result (ok or the error type).",
@@ -70,6 +70,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) outcome(event, outcome string) { m.outcomes.WithLabelValues(event, outcome).Inc() }
 
 func (m *Metrics) modelCall(model string, res claude.Result, err error) {
+	m.countCall(model, res, err)
+	m.callTime.Observe(res.Latency.Seconds())
+}
+
+// batchCall counts a batched request; its latency, the batch's, is not a
+// call's.
+func (m *Metrics) batchCall(model string, res claude.Result, err error) { m.countCall(model, res, err) }
+
+func (m *Metrics) countCall(model string, res claude.Result, err error) {
 	result := "ok"
 	if err != nil {
 		result = "error"
@@ -79,7 +88,6 @@ func (m *Metrics) modelCall(model string, res claude.Result, err error) {
 		}
 	}
 	m.calls.WithLabelValues(model, result).Inc()
-	m.callTime.Observe(res.Latency.Seconds())
 	m.tokens.WithLabelValues(model, "input").Add(float64(res.Usage.InputTokens))
 	m.tokens.WithLabelValues(model, "output").Add(float64(res.Usage.OutputTokens))
 	m.tokens.WithLabelValues(model, "cache_write").Add(float64(res.Usage.CacheCreationInputTokens))

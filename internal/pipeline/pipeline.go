@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -36,9 +37,13 @@ type GitHub interface {
 	Login(ctx context.Context, r gh.Repo) (string, error)
 }
 
-// Model is what the pipeline needs of Claude.
+// Model is what the pipeline needs of Claude: the Messages API, and the
+// Message Batches API for events a repository marks as not urgent.
 type Model interface {
 	Complete(ctx context.Context, req claude.Request) (claude.Result, error)
+	SubmitBatch(ctx context.Context, reqs []claude.BatchRequest) (claude.Batch, int, error)
+	Batch(ctx context.Context, id string) (claude.Batch, error)
+	BatchResults(ctx context.Context, b claude.Batch) iter.Seq2[claude.BatchResult, error]
 }
 
 // Prompts renders the prompt templates.
@@ -134,7 +139,7 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 		return err
 	}
 	switch d.Status {
-	case store.StatusDone, store.StatusSkipped, store.StatusDeferred, store.StatusDiscarded:
+	case store.StatusDone, store.StatusSkipped, store.StatusDeferred, store.StatusDiscarded, store.StatusBatched:
 		return nil
 	}
 	log := p.log.With("delivery", d.GUID, "event", d.Event, "action", d.Action, "repo", d.Repo)
@@ -200,6 +205,13 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 	var held *budgetHeld
 	if errors.As(err, &held) {
 		return p.hold(ctx, d, t, held, log)
+	}
+	if errors.Is(err, errBatched) {
+		// The delivery waits for the Message Batches API; its job ends
+		// here, and the periodic job queues a new one with the answer.
+		log.Info("delivery waits for the Message Batches API")
+		p.m.outcome(d.Event, "batched")
+		return nil
 	}
 	if err != nil {
 		return err
@@ -287,12 +299,19 @@ func (p *Pipeline) repeat(ctx context.Context, d store.Delivery, t *task) (*skip
 }
 
 // analyse returns the stored answer for d, or asks the model and stores it.
+// For an event the repository marks as not urgent it asks through the
+// Message Batches API instead, and returns errBatched: the answer is stored
+// when the batch ends (see RunBatches).
 func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (store.Analysis, error) {
 	a, err := p.store.Analysis(ctx, d.ID)
 	if err == nil {
 		return a, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
+		return store.Analysis{}, err
+	}
+	batch, err := p.batchable(ctx, d, t)
+	if err != nil {
 		return store.Analysis{}, err
 	}
 	system, user, err := t.prompt(ctx, p)
@@ -307,9 +326,12 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 		MaxTokens: min(t.kind.maxTokens, p.cfg.Anthropic.MaxTokens),
 	}
 	chars := len(system) + len(user) + t.kind.schemaChars()
-	usageID, err := p.reserve(ctx, d, t, &req, chars)
+	usageID, err := p.reserve(ctx, d, t, &req, chars, batch)
 	if err != nil {
 		return store.Analysis{}, err
+	}
+	if batch {
+		return store.Analysis{}, p.toBatch(ctx, d, t, req, chars, usageID)
 	}
 	res, err := p.model.Complete(ctx, req)
 	p.m.modelCall(req.Model, res, err)

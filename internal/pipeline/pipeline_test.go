@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
@@ -43,6 +44,17 @@ type harness struct {
 // answer (JSON-encoded), or fills the request's schema when answer is nil.
 func newHarness(t *testing.T, cfg config.Config, answer any) *harness {
 	t.Helper()
+	opts := fake.AnthropicOptions{}
+	if answer != nil {
+		opts.Respond = func(fake.AnthropicRequest) (any, error) { return answer, nil }
+	}
+	return newHarnessWith(t, cfg, opts, nil)
+}
+
+// newHarnessWith builds a Pipeline with cfg against a model fake with opts
+// (its key is set here), reached through modelClient (nil: the default).
+func newHarnessWith(t *testing.T, cfg config.Config, opts fake.AnthropicOptions, modelClient *http.Client) *harness {
+	t.Helper()
 	ctx := t.Context()
 
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"))
@@ -55,10 +67,7 @@ func newHarness(t *testing.T, cfg config.Config, answer any) *harness {
 	}
 
 	h := &harness{st: st, github: fake.NewGitHub(fake.GitHubOptions{Tokens: []string{ghToken}})}
-	opts := fake.AnthropicOptions{APIKey: modelKey}
-	if answer != nil {
-		opts.Respond = func(fake.AnthropicRequest) (any, error) { return answer, nil }
-	}
+	opts.APIKey = modelKey
 	h.model = fake.NewAnthropic(opts)
 
 	ghSrv := httptest.NewServer(h.github)
@@ -70,7 +79,7 @@ func newHarness(t *testing.T, cfg config.Config, answer any) *harness {
 	if err != nil {
 		t.Fatalf("gh.New: %v", err)
 	}
-	mc := claude.New(claude.Options{APIKey: modelKey, BaseURL: modelSrv.URL})
+	mc := claude.New(claude.Options{APIKey: modelKey, BaseURL: modelSrv.URL, HTTPClient: modelClient})
 	prompts, err := prompt.New("", nil)
 	if err != nil {
 		t.Fatalf("prompt.New: %v", err)

@@ -193,7 +193,7 @@ func TestMarkBatchSubmittedManyItems(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
-		const n = 1203 // more than one statement's worth
+		const n = 620 // more than one statement's worth
 		ds := make([]store.Delivery, n)
 		for i := range ds {
 			ds[i] = store.Delivery{HookID: "1", GUID: "many-" + time.Duration(i).String(), Event: "issues", Payload: []byte(`{}`), ReceivedAt: time.Now()}
