@@ -248,7 +248,10 @@ func (p *Pipeline) newerUnplanned(ctx context.Context, d store.Delivery, t *task
 	if t.kind == &workflowKind {
 		return false, nil
 	}
-	ds, err := p.store.Unplanned(ctx, d.Repo, d.ID, []string{"issues", "pull_request"})
+	// A newer "opened" of the same thread (a second hook's copy) is never
+	// the newer state: the repeat check catches it.
+	ds, err := p.store.Unplanned(ctx, d.Repo, d.ID, []string{"issues.edited", "pull_request.synchronize",
+		"pull_request.edited", "pull_request.ready_for_review", "pull_request.review_requested"})
 	if err != nil {
 		return false, err
 	}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -94,8 +95,9 @@ func (s *Store) AnalysesSince(ctx context.Context, repo string, number int, sinc
 }
 
 // Unplanned returns the deliveries of repo newer than id, of the given
-// events, that are queued and not yet planned: an older delivery of the
-// same thread waits for them so that it cannot be analysed in their place.
+// event.action names, that are queued and not yet planned: an older
+// delivery of the same thread waits for them so that it cannot be analysed
+// in their place. Payloads are read only for those.
 func (s *Store) Unplanned(ctx context.Context, repo string, id int64, events []string) ([]Delivery, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -104,13 +106,14 @@ func (s *Store) Unplanned(ctx context.Context, repo string, id int64, events []s
 	marks := ""
 	for i, e := range events {
 		if i > 0 {
-			marks += ", "
+			marks += " OR "
 		}
-		marks += "?"
-		args = append(args, e)
+		event, action, _ := strings.Cut(e, ".")
+		marks += "(event = ? AND action = ?)"
+		args = append(args, event, action)
 	}
 	rows, err := s.DB.QueryContext(ctx, s.q(`SELECT `+deliveryColumns+`, payload FROM hw_deliveries
-		WHERE repo = ? AND id > ? AND status = ? AND thread = '' AND event IN (`+marks+`) ORDER BY id LIMIT 200`), args...)
+		WHERE repo = ? AND id > ? AND status = ? AND thread = '' AND (`+marks+`) ORDER BY id LIMIT 200`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("unplanned deliveries: %w", err)
 	}

@@ -155,6 +155,8 @@ func TestUnplanned(t *testing.T) {
 			d("planned", "acme/app", "issues"),        // 6: already planned
 			d("done", "acme/app", "issues"),           // 7: not queued
 			d("last", "acme/app", "issues"),           // 8: wanted
+			store.Delivery{HookID: "1", GUID: "opened", Event: "issues", Action: "opened", Repo: "acme/app",
+				Payload: []byte(`{}`), ReceivedAt: time.Now()}, // 9: another action
 		)
 		if _, err := st.NoteThread(ctx, "acme/app#1", ids[6], time.Now()); err != nil {
 			t.Fatal(err)
@@ -162,7 +164,7 @@ func TestUnplanned(t *testing.T) {
 		if err := st.SetDeliveryStatus(ctx, ids[7], store.StatusDone, "handled"); err != nil {
 			t.Fatal(err)
 		}
-		got, err := st.Unplanned(ctx, "acme/app", ids[1], []string{"issues", "issue_comment"})
+		got, err := st.Unplanned(ctx, "acme/app", ids[1], []string{"issues.edited", "issue_comment.edited"})
 		if err != nil {
 			t.Fatalf("Unplanned: %v", err)
 		}
@@ -182,7 +184,7 @@ func TestUnplanned(t *testing.T) {
 		if got, err := st.Unplanned(ctx, "acme/app", ids[1], nil); err != nil || len(got) != 0 {
 			t.Errorf("Unplanned(no events) = %v, %v; want none", got, err)
 		}
-		if got, err := st.Unplanned(ctx, "acme/app", ids[8], []string{"issues"}); err != nil || len(got) != 0 {
+		if got, err := st.Unplanned(ctx, "acme/app", ids[9], []string{"issues.edited"}); err != nil || len(got) != 0 {
 			t.Errorf("Unplanned(after the newest) = %v, %v; want none", got, err)
 		}
 	})
