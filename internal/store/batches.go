@@ -267,7 +267,7 @@ type execer interface {
 	ExecContext(context.Context, string, ...any) (sql.Result, error)
 }
 
-// settle is Settle in db (a transaction of FinishBatchItem).
+// settle is Settle in db: the database, or a transaction of FinishBatchItem.
 func (s *Store) settle(ctx context.Context, db execer, id int64, st Settlement) error {
 	_, err := db.ExecContext(ctx, s.q(`UPDATE hw_usage SET settled_at = ?, model = ?, outcome = ?, input_tokens = ?,
 		output_tokens = ?, cache_write_tokens = ?, cache_read_tokens = ?, cost_micros = ?, latency_ms = ?, request_id = ?
@@ -280,7 +280,8 @@ func (s *Store) settle(ctx context.Context, db execer, id int64, st Settlement) 
 	return nil
 }
 
-// saveAnalysis is SaveAnalysis in db (a transaction of FinishBatchItem).
+// saveAnalysis is SaveAnalysis in db: the database, or a transaction of
+// FinishBatchItem.
 func (s *Store) saveAnalysis(ctx context.Context, db execer, a Analysis) error {
 	_, err := db.ExecContext(ctx, s.q(`INSERT INTO hw_analyses
 		(delivery_id, repo, thread, kind, model, result, input_tokens, output_tokens,

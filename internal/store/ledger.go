@@ -29,17 +29,7 @@ type Analysis struct {
 // SaveAnalysis stores a model answer for a delivery. A second answer for the
 // same delivery is ignored: the first one is what was acted on.
 func (s *Store) SaveAnalysis(ctx context.Context, a Analysis) error {
-	_, err := s.DB.ExecContext(ctx, s.q(`INSERT INTO hw_analyses
-		(delivery_id, repo, thread, kind, model, result, input_tokens, output_tokens,
-		 cache_write_tokens, cache_read_tokens, cost_micros, latency_ms, request_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (delivery_id) DO NOTHING`),
-		a.DeliveryID, a.Repo, a.Thread, a.Kind, a.Model, a.Result, a.InputTokens, a.OutputTokens,
-		a.CacheWriteTokens, a.CacheReadTokens, a.CostMicros, a.Latency.Milliseconds(), a.RequestID, s.millis())
-	if err != nil {
-		return fmt.Errorf("save analysis: %w", err)
-	}
-	return nil
+	return s.saveAnalysis(ctx, s.DB, a)
 }
 
 // Analysis returns the stored answer for a delivery, or ErrNotFound.

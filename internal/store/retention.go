@@ -15,7 +15,7 @@ const pruneChunk = 5000
 
 // Prune deletes what retention no longer keeps: handled deliveries
 // (done, skipped, discarded) received before deliveries, with their
-// answers, the state of threads quiet since then and the comment ledger's
+// answers and batch requests, the state of threads quiet since then and the comment ledger's
 // rows not updated since then; ledger rows and alerts created before
 // ledger; and expired thread leases. Dead letters and deliveries still in
 // progress are kept whatever their age.
@@ -29,6 +29,9 @@ func (s *Store) Prune(ctx context.Context, deliveries, ledger time.Time) (Pruned
 		// Answers first, while their deliveries still say which go.
 		{"hw_analyses", `DELETE FROM hw_analyses WHERE id IN (SELECT a.id FROM hw_analyses a JOIN hw_deliveries x
 			ON x.id = a.delivery_id WHERE x.received_at < ? AND x.status IN (?, ?, ?) LIMIT ?)`,
+			[]any{d, StatusDone, StatusSkipped, StatusDiscarded, pruneChunk}},
+		{"hw_batch_items", `DELETE FROM hw_batch_items WHERE id IN (SELECT b.id FROM hw_batch_items b JOIN hw_deliveries x
+			ON x.id = b.delivery_id WHERE x.received_at < ? AND x.status IN (?, ?, ?) LIMIT ?)`,
 			[]any{d, StatusDone, StatusSkipped, StatusDiscarded, pruneChunk}},
 		{"hw_deliveries", `DELETE FROM hw_deliveries WHERE id IN (SELECT id FROM hw_deliveries
 			WHERE received_at < ? AND status IN (?, ?, ?) LIMIT ?)`, []any{d, StatusDone, StatusSkipped, StatusDiscarded, pruneChunk}},

@@ -58,7 +58,6 @@ func openURL(t *testing.T, url string) *store.Store {
 	return st
 }
 
-
 func insert(t *testing.T, st *store.Store, ds ...store.Delivery) []int64 {
 	t.Helper()
 	var ids []int64

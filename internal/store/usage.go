@@ -102,15 +102,7 @@ type Settlement struct {
 
 // Settle replaces reservation id with what the call cost.
 func (s *Store) Settle(ctx context.Context, id int64, st Settlement) error {
-	_, err := s.DB.ExecContext(ctx, s.q(`UPDATE hw_usage SET settled_at = ?, model = ?, outcome = ?, input_tokens = ?,
-		output_tokens = ?, cache_write_tokens = ?, cache_read_tokens = ?, cost_micros = ?, latency_ms = ?, request_id = ?
-		WHERE id = ?`),
-		s.millis(), st.Model, st.Outcome, st.Input, st.Output, st.CacheWrite, st.CacheRead, st.Micros,
-		st.Latency.Milliseconds(), st.RequestID, id)
-	if err != nil {
-		return fmt.Errorf("settle model call %d: %w", id, err)
-	}
-	return nil
+	return s.settle(ctx, s.DB, id, st)
 }
 
 // Spent is what l's scope has spent in l's period: settled costs plus the

@@ -144,10 +144,12 @@ func deliveryFilter(r *http.Request) (store.DeliveryFilter, error) {
 	q := r.URL.Query()
 	f := store.DeliveryFilter{Status: q.Get("status"), Repo: q.Get("repo"), Limit: defaultLimit}
 	switch f.Status {
-	case "", store.StatusQueued, store.StatusDone, store.StatusSkipped, store.StatusFailed, store.StatusDiscarded, store.StatusBatched:
+	case "", store.StatusQueued, store.StatusDone, store.StatusSkipped, store.StatusFailed, store.StatusDiscarded,
+		store.StatusBatched, store.StatusDeferred:
 	default:
-		return f, badRequest(fmt.Sprintf("status: want one of %s, %s, %s, %s, %s, %s",
-			store.StatusQueued, store.StatusDone, store.StatusSkipped, store.StatusFailed, store.StatusDiscarded, store.StatusBatched))
+		return f, badRequest(fmt.Sprintf("status: want one of %s, %s, %s, %s, %s, %s, %s",
+			store.StatusQueued, store.StatusDone, store.StatusSkipped, store.StatusFailed, store.StatusDiscarded,
+			store.StatusBatched, store.StatusDeferred))
 	}
 	if v := q.Get("before"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
