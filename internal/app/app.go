@@ -153,7 +153,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	if st.Dialect == store.Postgres {
 		// Each batch is one statement; several in flight hide the round
 		// trips to the server.
-		committers = 4
+		committers = 2
 	}
 	wh := webhook.New(webhook.Options{Secrets: secrets, Persister: q, Logger: log, Registerer: reg, Committers: committers})
 	handler := web.NewHandler(web.Options{

@@ -68,7 +68,7 @@ func newHandlerOn(t testing.TB, url string, wrap func(webhook.Persister) webhook
 	if wrap != nil {
 		p = wrap(q)
 	}
-	h := webhook.New(webhook.Options{Secrets: [][]byte{testSecret}, Persister: p, Committers: map[store.Dialect]int{store.Postgres: 4}[st.Dialect]})
+	h := webhook.New(webhook.Options{Secrets: [][]byte{testSecret}, Persister: p, Committers: map[store.Dialect]int{store.Postgres: 2}[st.Dialect]})
 	t.Cleanup(h.Close)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
