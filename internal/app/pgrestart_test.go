@@ -165,7 +165,9 @@ func TestPostgresRestartDuringIngest(t *testing.T) {
 	pg.ctl(t, "start")
 	restarted := time.Now()
 	// Recovered: deliveries are acknowledged again.
+	mu.Lock()
 	before := len(accepted)
+	mu.Unlock()
 	for {
 		mu.Lock()
 		n := len(accepted)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/hookwise/hookwise/internal/claude"
@@ -208,15 +209,8 @@ func (p *Pipeline) RetryAlerts(ctx context.Context) error {
 func (p *Pipeline) hold(ctx context.Context, d store.Delivery, t *task, held *budgetHeld, log *slog.Logger) error {
 	over := held.over
 	if held.action == config.OnLimitSkip {
-		if t.settings.PostComments && len(t.targets) > 0 {
-			number := t.targets[0]
-			key := "budget-note " + t.thread() + " " + over.Limit.Period
-			body := fmt.Sprintf("hookwise did not analyse this: the %s budget for %s is used up (%s of %s). "+
-				"It will look at new activity once the budget resets.\n\n%s",
-				periodWord(over.Limit), over.Limit.Scope, cost.Dollars(over.Spent), cost.Dollars(over.Limit.Micros), marker(key))
-			if _, _, err := p.upsertComment(ctx, d, t, number, key, body); err != nil {
-				return err
-			}
+		if err := p.budgetNote(ctx, d, t, over); err != nil {
+			return err
 		}
 		return p.skip(ctx, d, skipf("budget", "%s", over.Error()), log)
 	}
@@ -225,6 +219,44 @@ func (p *Pipeline) hold(ctx context.Context, d store.Delivery, t *task, held *bu
 	return p.store.Defer(ctx, d.ID, over.Limit.End, fmt.Sprintf("budget: %s; deferred until %s",
 		over.Error(), over.Limit.End.UTC().Format(time.RFC3339)))
 }
+
+// budgetNote tells the thread that the budget held its analysis back. The
+// note carries the analysis's own marker, so that an analysis made later
+// (the job retried after a crash, once reservations freed room, or the
+// next event after the reset) takes its place instead of joining it; and
+// a thread that already has its analysis gets no note over it.
+func (p *Pipeline) budgetNote(ctx context.Context, d store.Delivery, t *task, over *store.OverBudget) error {
+	if !t.settings.PostComments || len(t.targets) == 0 {
+		return nil
+	}
+	number := t.targets[0]
+	key := t.key(number)
+	if _, err := p.store.WriteFor(ctx, key); err == nil {
+		return nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	comments, err := t.comments(ctx, p, number)
+	if err != nil {
+		return err
+	}
+	for _, c := range comments {
+		if strings.Contains(c.Body, marker(key)) && !strings.HasPrefix(c.Body, budgetNotePrefix) {
+			return nil // the analysis is there; the ledger lost its row in a crash
+		}
+	}
+	body := fmt.Sprintf(budgetNotePrefix+" the %s budget for %s is used up (%s of %s). "+
+		"It will look at new activity once the budget resets.\n\n%s",
+		periodWord(over.Limit), over.Limit.Scope, cost.Dollars(over.Spent), cost.Dollars(over.Limit.Micros), marker(key))
+	// Recorded as no delivery's: the analysis, even one of this same
+	// delivery, then edits the note instead of keeping it.
+	unowned := d
+	unowned.ID = 0
+	_, _, err = p.upsertComment(ctx, unowned, t, number, key, body)
+	return err
+}
+
+const budgetNotePrefix = "hookwise did not analyse this:"
 
 func periodWord(l store.Limit) string {
 	if periodKind(l) == "month" {

@@ -38,6 +38,9 @@ type harness struct {
 	model  *fake.Anthropic
 	p      *pipeline.Pipeline
 	guids  int
+	// rebuild makes a Pipeline with another configuration over the same
+	// store and fakes.
+	rebuild func(cfg config.Config) *pipeline.Pipeline
 }
 
 // newHarness builds a Pipeline with cfg. The model answers every call with
@@ -89,7 +92,10 @@ func newHarnessWith(t *testing.T, cfg config.Config, opts fake.AnthropicOptions,
 		// out. Coalescing tests set their own.
 		cfg.Defaults.QuietPeriod = new(config.Duration)
 	}
-	h.p = pipeline.New(st, ghc, mc, prompts, cfg, pipeline.NewMetrics(nil), nil)
+	h.rebuild = func(cfg config.Config) *pipeline.Pipeline {
+		return pipeline.New(st, ghc, mc, prompts, cfg, pipeline.NewMetrics(nil), nil)
+	}
+	h.p = h.rebuild(cfg)
 	return h
 }
 

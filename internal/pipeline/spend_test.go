@@ -226,6 +226,28 @@ func TestBudgetSkipLeavesANoteAndFallbackUsesTheCheaperModel(t *testing.T) {
 			t.Errorf("model calls = %d, want 0", got)
 		}
 	})
+	t.Run("analysis replaces the note", func(t *testing.T) {
+		t.Parallel()
+		// The job that left the note runs again (a crash before its status
+		// was written) when the budget has room: the analysis must take the
+		// note's place, not join it.
+		cfg, _ := budgetConfig(t, 0.000001, config.OnLimitSkip)
+		h := newHarness(t, cfg, nil)
+		id := h.process(t, "issues", fake.IssueEvent("opened", repo, 1, "Scheduler bug", issueBody(1), "alice"))
+		if c := h.onlyComment(t, 1); !strings.Contains(c.Body, "is used up") {
+			t.Fatalf("comment = %q, want the budget note", c.Body)
+		}
+		if err := h.st.SetDeliveryStatus(t.Context(), id, store.StatusQueued, "crashed"); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Budget.Daily = 10
+		if err := h.rebuild(withQuiet(cfg, 0)).Process(t.Context(), id, "job-2"); err != nil {
+			t.Fatalf("Process again = %v", err)
+		}
+		if c := h.onlyComment(t, 1); !strings.Contains(c.Body, "hookwise triage") {
+			t.Errorf("comment = %q, want the analysis in the note's place", c.Body)
+		}
+	})
 	t.Run("fallback", func(t *testing.T) {
 		t.Parallel()
 		// Enough for one Haiku call, not for one Sonnet call.

@@ -56,8 +56,10 @@ func (e *OverBudget) Error() string {
 func (s *Store) Reserve(ctx context.Context, call UsageCall, limits []Limit, ttl time.Duration) (int64, error) {
 	var id int64
 	err := s.Tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE hw_budget_lock SET n = n + 1 WHERE id = 1`); err != nil {
-			return err
+		if len(limits) > 0 {
+			if _, err := tx.ExecContext(ctx, `UPDATE hw_budget_lock SET n = n + 1 WHERE id = 1`); err != nil {
+				return err
+			}
 		}
 		for _, l := range limits {
 			spent, err := s.spent(ctx, tx, l)
