@@ -1,7 +1,7 @@
 .PHONY: test lint bench demo
 
 test:
-	go test -race ./...
+	go test -race -p 1 ./...
 
 lint:
 	gofmt -l $$(git ls-files '*.go')

@@ -182,7 +182,9 @@ func newGitHub(cfg config.Config, hc *http.Client) (*gh.Client, error) {
 // periodic lists the leader's periodic jobs besides the queue's own.
 func periodic(cfg config.Config) []*river.PeriodicJob {
 	once := func(args river.JobArgs) func() (river.JobArgs, *river.InsertOpts) {
-		return func() (river.JobArgs, *river.InsertOpts) { return args, &river.InsertOpts{MaxAttempts: 1} }
+		return func() (river.JobArgs, *river.InsertOpts) {
+			return args, &river.InsertOpts{MaxAttempts: 1, UniqueOpts: queue.OneAtATime}
+		}
 	}
 	jobs := []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(time.Minute), once(AlertsArgs{}),
 		&river.PeriodicJobOpts{ID: "retry_budget_alerts"}), batchPeriodic(cfg)}

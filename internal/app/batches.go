@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/hookwise/hookwise/internal/config"
 	"github.com/hookwise/hookwise/internal/pipeline"
@@ -54,11 +53,8 @@ func newBatchWorker(cfg config.Config, pipe *pipeline.Pipeline) *batchWorker {
 // One round runs at a time: a round slower than the interval is not joined
 // by the next, which would submit the same requests again.
 func batchPeriodic(cfg config.Config) *river.PeriodicJob {
-	unique := river.UniqueOpts{ByState: []rivertype.JobState{
-		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled,
-	}}
 	return river.NewPeriodicJob(river.PeriodicInterval(time.Duration(cfg.Anthropic.BatchInterval)),
 		func() (river.JobArgs, *river.InsertOpts) {
-			return BatchArgs{}, &river.InsertOpts{MaxAttempts: 1, UniqueOpts: unique}
+			return BatchArgs{}, &river.InsertOpts{MaxAttempts: 1, UniqueOpts: queue.OneAtATime}
 		}, &river.PeriodicJobOpts{ID: "message_batches", RunOnStart: true})
 }

@@ -70,8 +70,8 @@ type Pipeline struct {
 	cfg     config.Config
 	log     *slog.Logger
 	m       *Metrics
-	// leaseTTL bounds how long a crashed worker keeps a thread locked, and
-	// how long a crashed call's budget reservation counts.
+	// leaseTTL bounds how long a crashed worker keeps a thread locked; a
+	// budget reservation is marked overdue after it (and keeps counting).
 	leaseTTL time.Duration
 	prices   cost.Table
 	budgets  cost.Budgets
@@ -192,13 +192,22 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 			log.Warn("unlock thread", "err", uerr)
 		}
 	}()
-	if !stored {
-		if sk, err := p.repeat(ctx, d, t); sk != nil || err != nil {
-			if err != nil {
-				return err
-			}
-			return p.skip(ctx, d, sk, log)
+	if stored {
+		// An answer stored before a newer one was posted (a retry that
+		// waited out a GitHub outage, a batch that came back late) must not
+		// overwrite the newer one.
+		st, err := p.store.Thread(ctx, thread)
+		if err != nil {
+			return err
 		}
+		if st.AnalysedDelivery > d.ID {
+			return p.skip(ctx, d, skipf("coalesced", "delivery %d's newer analysis of %s is posted", st.AnalysedDelivery, thread), log)
+		}
+	} else if sk, err := p.repeat(ctx, d, t); sk != nil || err != nil {
+		if err != nil {
+			return err
+		}
+		return p.skip(ctx, d, sk, log)
 	}
 
 	a, err := p.analyse(ctx, d, t)

@@ -279,3 +279,29 @@ func (h *harness) usage(t *testing.T, id int64) []store.UsageRow {
 	}
 	return rows
 }
+
+// An answer stored before a newer one was posted — its comment failed and
+// waited for a retry — must not overwrite the newer analysis.
+func TestOlderStoredAnswerDoesNotOverwriteNewer(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.Default(), nil)
+	body := "Export to CSV drops the last row when the table has exactly 100 rows."
+	older := h.deliver(t, "issues", fake.IssueEvent("opened", repo, 4, "CSV export drops a row", body, "alice"))
+	h.github.FailNext("POST", "/repos/"+repo+"/issues/4/comments", 502, 1)
+	if err := h.p.Process(t.Context(), older, "job-1"); err == nil {
+		t.Fatal("Process with GitHub failing = nil, want an error to retry")
+	}
+	newer := h.process(t, "issues", fake.IssueEvent("edited", repo, 4, "CSV export drops a row",
+		body+" It also happens with 200 rows, and the JSON export is fine. Started in 3.2.", "alice"))
+	h.wantStatus(t, newer, store.StatusDone)
+	if err := h.p.Process(t.Context(), older, "job-1"); err != nil {
+		t.Fatalf("retry of the older delivery = %v", err)
+	}
+	if d := h.wantStatus(t, older, store.StatusSkipped); !strings.HasPrefix(d.Reason, "coalesced: ") {
+		t.Errorf("older delivery's reason = %q, want coalesced", d.Reason)
+	}
+	if got := h.model.Calls(); got != 2 {
+		t.Errorf("model calls = %d, want 2", got)
+	}
+	h.onlyComment(t, 4)
+}

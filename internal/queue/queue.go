@@ -40,6 +40,13 @@ type DispatchArgs struct{}
 // Kind names the job kind in River's tables.
 func (DispatchArgs) Kind() string { return "dispatch_deliveries" }
 
+// OneAtATime keeps a periodic job from being inserted while a run of it is
+// waiting or running: the leader inserts periodic jobs, but any instance
+// may run them, and a slow run must not be joined by the next.
+var OneAtATime = river.UniqueOpts{ByState: []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled,
+}}
+
 // DispatchInterval is how often the leader looks for new deliveries.
 const DispatchInterval = time.Second
 
@@ -137,7 +144,7 @@ func New(st *store.Store, opts Options) (*Queue, error) {
 		}
 		cfg.PeriodicJobs = append([]*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(DispatchInterval),
 			func() (river.JobArgs, *river.InsertOpts) {
-				return DispatchArgs{}, &river.InsertOpts{MaxAttempts: 3}
+				return DispatchArgs{}, &river.InsertOpts{MaxAttempts: 3, UniqueOpts: OneAtATime}
 			}, &river.PeriodicJobOpts{ID: "dispatch_deliveries", RunOnStart: true})}, opts.Periodic...)
 		cfg.Workers = workers
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}}

@@ -284,8 +284,10 @@ func (s *Store) setDeliveryStatus(ctx context.Context, db interface {
 // not enqueued yet as dispatched and returns their ids, oldest first. The
 // caller enqueues their jobs in the same transaction.
 func (s *Store) ClaimUndispatchedTx(ctx context.Context, tx *sql.Tx, limit int) ([]int64, error) {
+	// The outer condition is checked again: on PostgreSQL a claim that
+	// waited for another's rows sees them claimed once that one commits.
 	rows, err := tx.QueryContext(ctx, s.q(`UPDATE hw_deliveries SET dispatched = 1
-		WHERE id IN (SELECT id FROM hw_deliveries WHERE dispatched = 0 ORDER BY id LIMIT ?)
+		WHERE id IN (SELECT id FROM hw_deliveries WHERE dispatched = 0 ORDER BY id LIMIT ?) AND dispatched = 0
 		RETURNING id`), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim undispatched deliveries: %w", err)

@@ -73,10 +73,10 @@ func (s *Store) threadState(ctx context.Context, db interface {
 }
 
 // MarkAnalysed records that delivery id's analysis, of subject, is now the
-// thread's latest.
+// thread's latest, unless a newer delivery's analysis already is.
 func (s *Store) MarkAnalysed(ctx context.Context, thread string, id int64, subject string) error {
 	_, err := s.DB.ExecContext(ctx, s.q(`UPDATE hw_threads SET analysed_delivery = ?, analysed_subject = ?, analysed_at = ?
-		WHERE thread = ?`), id, subject, s.millis(), thread)
+		WHERE thread = ? AND analysed_delivery <= ?`), id, subject, s.millis(), thread, id)
 	if err != nil {
 		return fmt.Errorf("mark thread %s analysed: %w", thread, err)
 	}

@@ -275,8 +275,8 @@ func (s *Store) ResumeDueTx(ctx context.Context, tx *sql.Tx, limit int) ([]int64
 	now := s.millis()
 	rows, err := tx.QueryContext(ctx, s.q(`UPDATE hw_deliveries SET status = ?, reason = 'resumed after a budget deferral',
 		resume_at = 0, updated_at = ?
-		WHERE id IN (SELECT id FROM hw_deliveries WHERE status = ? AND resume_at <= ? ORDER BY id LIMIT ?)
-		RETURNING id`), StatusQueued, now, StatusDeferred, now, limit)
+		WHERE id IN (SELECT id FROM hw_deliveries WHERE status = ? AND resume_at <= ? ORDER BY id LIMIT ?) AND status = ?
+		RETURNING id`), StatusQueued, now, StatusDeferred, now, limit, StatusDeferred)
 	if err != nil {
 		return nil, fmt.Errorf("resume deferred deliveries: %w", err)
 	}
