@@ -31,6 +31,32 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
+// upstreams serves fakes of GitHub and Anthropic (model latency as given,
+// limits out of the way) for hookwise processes, and returns the
+// environment that points hookwise at them.
+func upstreams(t *testing.T, latency time.Duration) (*fake.GitHub, *fake.Anthropic, []string) {
+	t.Helper()
+	github := fake.NewGitHub(fake.GitHubOptions{Tokens: []string{"gh-token"}, RateLimit: 1_000_000})
+	model := fake.NewAnthropic(fake.AnthropicOptions{APIKey: "model-key", Latency: latency,
+		RequestsPerMinute: 1_000_000, TokensPerMinute: 1 << 40})
+	ghSrv := httptest.NewServer(github)
+	t.Cleanup(ghSrv.Close)
+	modelSrv := httptest.NewServer(model)
+	t.Cleanup(modelSrv.Close)
+	return github, model, []string{"GITHUB_TOKEN=gh-token", "GITHUB_API_URL=" + ghSrv.URL + "/",
+		"ANTHROPIC_API_KEY=model-key", "ANTHROPIC_BASE_URL=" + modelSrv.URL}
+}
+
+// writeConfig writes a hookwise YAML configuration into dir.
+func writeConfig(t *testing.T, dir, yaml string) string {
+	t.Helper()
+	path := filepath.Join(dir, "hookwise.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -101,27 +127,13 @@ func TestSIGKILLLosesNothing(t *testing.T) {
 		kills = 5
 	)
 	bin := buildBinary(t)
-	github := fake.NewGitHub(fake.GitHubOptions{Tokens: []string{"gh-token"}, RateLimit: 1_000_000})
-	model := fake.NewAnthropic(fake.AnthropicOptions{APIKey: "model-key", Latency: 500 * time.Millisecond,
-		RequestsPerMinute: 1_000_000, TokensPerMinute: 1 << 40})
-	ghSrv := httptest.NewServer(github)
-	defer ghSrv.Close()
-	modelSrv := httptest.NewServer(model)
-	defer modelSrv.Close()
-
+	github, model, upstream := upstreams(t, 500*time.Millisecond)
 	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "hookwise.yaml")
-	yaml := "queue:\n  workers: 100\nanthropic:\n  max_concurrency: 100\ngithub:\n  writes_per_minute: 100000\n  writes_per_hour: 1000000\n  max_concurrency: 100\nshutdown_timeout: 2s\n"
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, dir, "queue:\n  workers: 100\nanthropic:\n  max_concurrency: 100\ngithub:\n  writes_per_minute: 100000\n  writes_per_hour: 1000000\n  max_concurrency: 100\nshutdown_timeout: 2s\n")
 	addr := freeAddr(t)
 	dbPath := filepath.Join(dir, "hookwise.db")
-	env := []string{
-		"HOOKWISE_CONFIG=" + cfgPath, "HOOKWISE_LISTEN=" + addr, "HOOKWISE_DATABASE_URL=" + dbPath,
-		"HOOKWISE_LOG_FORMAT=json", "GITHUB_WEBHOOK_SECRET=" + "kill-secret", "GITHUB_TOKEN=gh-token",
-		"GITHUB_API_URL=" + ghSrv.URL + "/", "ANTHROPIC_API_KEY=model-key", "ANTHROPIC_BASE_URL=" + modelSrv.URL,
-	}
+	env := append([]string{"HOOKWISE_CONFIG=" + cfgPath, "HOOKWISE_LISTEN=" + addr, "HOOKWISE_DATABASE_URL=" + dbPath,
+		"HOOKWISE_LOG_FORMAT=json", "GITHUB_WEBHOOK_SECRET=kill-secret"}, upstream...)
 	logPath := filepath.Join(dir, "hookwise.log")
 	running := startServe(t, bin, env, logPath)
 	waitReady(t, addr)

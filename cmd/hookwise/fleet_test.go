@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,17 +38,9 @@ func TestFleetSIGKILLLosesNothing(t *testing.T) {
 		budget    = 4.0
 	)
 	bin := buildBinary(t)
-	github := fake.NewGitHub(fake.GitHubOptions{Tokens: []string{"gh-token"}, RateLimit: 1_000_000})
-	model := fake.NewAnthropic(fake.AnthropicOptions{APIKey: "model-key", Latency: 200 * time.Millisecond,
-		RequestsPerMinute: 1_000_000, TokensPerMinute: 1 << 40})
-	ghSrv := httptest.NewServer(github)
-	defer ghSrv.Close()
-	modelSrv := httptest.NewServer(model)
-	defer modelSrv.Close()
-
+	github, model, upstream := upstreams(t, 200*time.Millisecond)
 	dir := t.TempDir()
-	cfgPath := filepath.Join(dir, "hookwise.yaml")
-	yaml := fmt.Sprintf(`queue:
+	cfgPath := writeConfig(t, dir, fmt.Sprintf(`queue:
   workers: 40
   job_timeout: 10s
   rescue_after: 15s
@@ -66,19 +57,13 @@ defaults:
   quiet_period: 0s
 database_max_connections: 15
 shutdown_timeout: 2s
-`, budget)
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, budget))
 	addrs := make([]string, instances)
 	procs := make([]*proc, instances)
 	for i := range instances {
 		addrs[i] = freeAddr(t)
-		env := []string{
-			"HOOKWISE_CONFIG=" + cfgPath, "HOOKWISE_LISTEN=" + addrs[i], "HOOKWISE_DATABASE_URL=" + dbURL,
-			"HOOKWISE_LOG_FORMAT=json", "GITHUB_WEBHOOK_SECRET=fleet-secret", "GITHUB_TOKEN=gh-token",
-			"GITHUB_API_URL=" + ghSrv.URL + "/", "ANTHROPIC_API_KEY=model-key", "ANTHROPIC_BASE_URL=" + modelSrv.URL,
-		}
+		env := append([]string{"HOOKWISE_CONFIG=" + cfgPath, "HOOKWISE_LISTEN=" + addrs[i], "HOOKWISE_DATABASE_URL=" + dbURL,
+			"HOOKWISE_LOG_FORMAT=json", "GITHUB_WEBHOOK_SECRET=fleet-secret"}, upstream...)
 		procs[i] = startServe(t, bin, env, filepath.Join(dir, fmt.Sprintf("hookwise-%d.log", i)))
 	}
 	for _, a := range addrs {

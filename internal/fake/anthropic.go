@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
@@ -228,11 +229,7 @@ func (a *Anthropic) Requests() []AnthropicRequest {
 func (a *Anthropic) Answers() map[int]int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make(map[int]int, len(a.answers))
-	for status, n := range a.answers {
-		out[status] = n
-	}
-	return out
+	return maps.Clone(a.answers)
 }
 
 // Usage returns, by model id as requested, the usage the fake reported in
@@ -244,11 +241,7 @@ func (a *Anthropic) Answers() map[int]int {
 func (a *Anthropic) Usage() map[string]AnthropicUsage {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make(map[string]AnthropicUsage, len(a.usage))
-	for model, u := range a.usage {
-		out[model] = u
-	}
-	return out
+	return maps.Clone(a.usage)
 }
 
 // MaxInFlight returns the most requests the fake has served at once.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"regexp"
 	"strings"
@@ -96,11 +97,7 @@ func (a *Anthropic) Batches() []AnthropicBatch {
 func (a *Anthropic) BatchUsage() map[string]AnthropicUsage {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make(map[string]AnthropicUsage, len(a.batchUsage))
-	for model, u := range a.batchUsage {
-		out[model] = u
-	}
-	return out
+	return maps.Clone(a.batchUsage)
 }
 
 // EndBatches ends every batch in progress now, answering its requests.
