@@ -4,12 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -313,27 +311,12 @@ func legacyPrompt(t testing.TB, prompts *prompt.Set, ghc *gh.Client, d fake.Deli
 	return "", ""
 }
 
-// alertReceiver records the text of every alert posted to it.
-type alertReceiver struct {
-	mu    sync.Mutex
-	texts []string
-}
-
-func (a *alertReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	var m struct{ Text string }
-	_ = json.Unmarshal(b, &m)
-	a.mu.Lock()
-	a.texts = append(a.texts, m.Text)
-	a.mu.Unlock()
-}
-
 // Acceptance (issue 4, point 2): with a daily budget of $1 and a stream
 // that would cost about $3, spending stops at $1 plus at most one call;
 // the rest is deferred, visibly; the 80% and 100% alerts fire once each.
 func TestDailyBudgetHoldsAndAlertsOnce(t *testing.T) {
 	t.Parallel()
-	receiver := &alertReceiver{}
+	receiver := &fake.AlertWebhook{}
 	asrv := httptest.NewServer(receiver)
 	t.Cleanup(asrv.Close)
 	// Prices ten times the list, so that a $3 stream is 150 issues.
@@ -391,9 +374,7 @@ func TestDailyBudgetHoldsAndAlertsOnce(t *testing.T) {
 	if deferred == 0 || done+deferred != n {
 		t.Errorf("%d done and %d deferred of %d, want the rest deferred", done, deferred, n)
 	}
-	receiver.mu.Lock()
-	texts := append([]string(nil), receiver.texts...)
-	receiver.mu.Unlock()
+	texts := receiver.Texts()
 	if len(texts) != 2 || !strings.Contains(texts[0], "80% of the daily budget used") || !strings.Contains(texts[1], "daily budget reached") {
 		t.Errorf("alerts = %q, want the 80%% and then the 100%% alert, once each", texts)
 	}

@@ -947,58 +947,31 @@ func (c Config) For(repo string) Settings {
 
 // merge returns s with every field set in o replacing its own.
 func (s RepoSettings) merge(o RepoSettings) RepoSettings {
-	if o.Events != nil {
-		s.Events = o.Events
-	}
-	if o.BatchEvents != nil {
-		s.BatchEvents = o.BatchEvents
-	}
-	if o.PostComments != nil {
-		s.PostComments = o.PostComments
-	}
-	if o.ApplyLabels != nil {
-		s.ApplyLabels = o.ApplyLabels
-	}
-	if o.LabelAllowlist != nil {
-		s.LabelAllowlist = o.LabelAllowlist
-	}
-	if o.AutoCloseInvalid != nil {
-		s.AutoCloseInvalid = o.AutoCloseInvalid
-	}
-	if o.ReviewDrafts != nil {
-		s.ReviewDrafts = o.ReviewDrafts
-	}
-	if o.Model != "" {
-		s.Model = o.Model
-	}
-	if o.QuietPeriod != nil {
-		s.QuietPeriod = o.QuietPeriod
-	}
-	if o.MaxAnalysesPerThread != nil {
-		s.MaxAnalysesPerThread = o.MaxAnalysesPerThread
-	}
-	if o.MinContentChars != nil {
-		s.MinContentChars = o.MinContentChars
-	}
-	if o.MinChangeChars != nil {
-		s.MinChangeChars = o.MinChangeChars
-	}
-	if o.IgnoreLabels != nil {
-		s.IgnoreLabels = o.IgnoreLabels
-	}
-	if o.IgnoreAuthors != nil {
-		s.IgnoreAuthors = o.IgnoreAuthors
-	}
-	if o.IgnorePaths != nil {
-		s.IgnorePaths = o.IgnorePaths
-	}
-	if o.Branches != nil {
-		s.Branches = o.Branches
-	}
-	if o.Context != "" {
-		s.Context = o.Context
-	}
+	inherit(&s.Events, o.Events, o.Events != nil)
+	inherit(&s.BatchEvents, o.BatchEvents, o.BatchEvents != nil)
+	inherit(&s.PostComments, o.PostComments, o.PostComments != nil)
+	inherit(&s.ApplyLabels, o.ApplyLabels, o.ApplyLabels != nil)
+	inherit(&s.LabelAllowlist, o.LabelAllowlist, o.LabelAllowlist != nil)
+	inherit(&s.AutoCloseInvalid, o.AutoCloseInvalid, o.AutoCloseInvalid != nil)
+	inherit(&s.ReviewDrafts, o.ReviewDrafts, o.ReviewDrafts != nil)
+	inherit(&s.Model, o.Model, o.Model != "")
+	inherit(&s.QuietPeriod, o.QuietPeriod, o.QuietPeriod != nil)
+	inherit(&s.MaxAnalysesPerThread, o.MaxAnalysesPerThread, o.MaxAnalysesPerThread != nil)
+	inherit(&s.MinContentChars, o.MinContentChars, o.MinContentChars != nil)
+	inherit(&s.MinChangeChars, o.MinChangeChars, o.MinChangeChars != nil)
+	inherit(&s.IgnoreLabels, o.IgnoreLabels, o.IgnoreLabels != nil)
+	inherit(&s.IgnoreAuthors, o.IgnoreAuthors, o.IgnoreAuthors != nil)
+	inherit(&s.IgnorePaths, o.IgnorePaths, o.IgnorePaths != nil)
+	inherit(&s.Branches, o.Branches, o.Branches != nil)
+	inherit(&s.Context, o.Context, o.Context != "")
 	return s
+}
+
+// inherit sets *dst to v where the overriding settings set it.
+func inherit[T any](dst *T, v T, set bool) {
+	if set {
+		*dst = v
+	}
 }
 
 // Enabled reports whether hookwise handles event with action here, either

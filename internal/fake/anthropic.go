@@ -355,23 +355,7 @@ func (a *Anthropic) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		a.mu.Unlock()
 	}()
 
-	if !a.wait(r) {
-		return
-	}
-	if !a.authorized(r.Header) {
-		anthWriteError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key", 0)
-		return
-	}
-	a.mu.Lock()
-	draw := a.rng.Float64()
-	a.mu.Unlock()
-
-	if r.Header.Get("anthropic-version") == "" {
-		a.writeError(w, http.StatusBadRequest, "invalid_request_error", "anthropic-version: header is required", 0)
-		return
-	}
-	if f, ok := a.injected(draw); ok {
-		a.writeError(w, f.status, f.errType, anthMessageForType(f.errType), f.retryAfter)
+	if !a.checkRequest(w, r, a.writeError) {
 		return
 	}
 
@@ -573,6 +557,35 @@ func anthMinCacheTokens(model string) int64 {
 		return 2048
 	}
 	return 1024 // claude-sonnet-4-5, claude-sonnet-4, claude-opus-4(-1), claude-3-7-sonnet, ...
+}
+
+// checkRequest runs what every API call meets before its own work: the
+// latency, the key, the version header, then a pending or random fault.
+// fail writes an error answer: with the rate-limit headers for the Messages
+// API, without for the batch endpoints. It reports whether the call goes on.
+func (a *Anthropic) checkRequest(w http.ResponseWriter, r *http.Request,
+	fail func(w http.ResponseWriter, status int, errType, message string, retryAfter time.Duration)) bool {
+	if !a.wait(r) {
+		return false
+	}
+	if !a.authorized(r.Header) {
+		anthWriteError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key", 0)
+		return false
+	}
+	// The draw is spent even when a pending failure or a bad request
+	// answers instead, so that a seed gives the same faults either way.
+	a.mu.Lock()
+	draw := a.rng.Float64()
+	a.mu.Unlock()
+	if r.Header.Get("anthropic-version") == "" {
+		fail(w, http.StatusBadRequest, "invalid_request_error", "anthropic-version: header is required", 0)
+		return false
+	}
+	if f, ok := a.injected(draw); ok {
+		fail(w, f.status, f.errType, anthMessageForType(f.errType), f.retryAfter)
+		return false
+	}
+	return true
 }
 
 // fault returns the random fault that draw, a number in [0, 1), selects.

@@ -135,22 +135,7 @@ func (a *Anthropic) FailNextBatchRequests(result, errType string, n int) {
 // /v1/messages/batches. Its answers carry no rate-limit headers: those of
 // the fake describe the Messages API's buckets, which batches do not use.
 func (a *Anthropic) serveBatches(w *anthAnswerWriter, r *http.Request, rest string) {
-	if !a.wait(r) {
-		return
-	}
-	if !a.authorized(r.Header) {
-		anthWriteError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key", 0)
-		return
-	}
-	a.mu.Lock()
-	draw := a.rng.Float64()
-	a.mu.Unlock()
-	if r.Header.Get("anthropic-version") == "" {
-		anthWriteError(w, http.StatusBadRequest, "invalid_request_error", "anthropic-version: header is required", 0)
-		return
-	}
-	if f, ok := a.injected(draw); ok {
-		anthWriteError(w, f.status, f.errType, anthMessageForType(f.errType), f.retryAfter)
+	if !a.checkRequest(w, r, anthWriteError) {
 		return
 	}
 	if rest == "" {

@@ -282,25 +282,7 @@ func TestAnthropicWire(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			req, err := http.NewRequest(tt.method, url+tt.path, strings.NewReader(tt.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("content-type", "application/json")
-			req.Header.Set("anthropic-version", "2023-06-01")
-			for k, v := range tt.headers {
-				if v == "" {
-					req.Header.Del(k)
-				} else {
-					req.Header.Set(k, v)
-				}
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
+			resp, body := anthRawRequest(t, tt.method, url+tt.path, tt.headers, tt.body)
 			if resp.StatusCode != tt.wantStatus {
 				t.Fatalf("%s %s = %d %s, want %d", tt.method, tt.path, resp.StatusCode, body, tt.wantStatus)
 			}
@@ -965,4 +947,35 @@ func TestAnthropicUsageConcurrent(t *testing.T) {
 	if answers := f.Answers(); calls != int64(answers[200]) || calls == 0 {
 		t.Errorf("answers counted in Usage = %d, want Answers()[200] = %d (and not 0)", calls, answers[200])
 	}
+}
+
+// anthRawRequest sends a request to the fake as a client of the API would,
+// with the JSON content type and an anthropic-version header; headers add
+// to them, and an empty value removes one. It returns the response and its
+// body, read.
+func anthRawRequest(t *testing.T, method, url string, headers map[string]string, body string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("content-type", "application/json")
+	req.Header.Set("anthropic-version", "2023-06-01")
+	for k, v := range headers {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
 }

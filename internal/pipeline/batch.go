@@ -11,7 +11,6 @@ import (
 	"strconv"
 
 	"github.com/hookwise/hookwise/internal/claude"
-	"github.com/hookwise/hookwise/internal/cost"
 	"github.com/hookwise/hookwise/internal/store"
 )
 
@@ -272,26 +271,17 @@ func (p *Pipeline) apply(ctx context.Context, batchID string, it store.BatchItem
 	_ = json.Unmarshal([]byte(it.Request), &br) // a request that cannot be read fails below
 	res, callErr := r.Result, r.Err
 	model := cmp.Or(res.Model, br.Model)
-	usage := cost.Usage{
-		Input: res.Usage.InputTokens, Output: res.Usage.OutputTokens,
-		CacheWrite: res.Usage.CacheCreationInputTokens, CacheRead: res.Usage.CacheReadInputTokens,
-	}
+	usage := usageOf(res)
 	micros := p.prices.For(model).Batch().Micros(usage)
 	result := res.JSON
 	if callErr == nil && len(br.Omitted) > 0 {
 		// As from the Messages API: the answer names the files left out.
 		result, callErr = withNotReviewed(result, br.Omitted)
 	}
-	o := store.BatchOutcome{Item: it, Settlement: store.Settlement{
-		Model: model, Outcome: outcomeOf(callErr), Input: usage.Input, Output: usage.Output, CacheWrite: usage.CacheWrite,
-		CacheRead: usage.CacheRead, Micros: micros, Latency: res.Latency, RequestID: res.RequestID,
-	}}
+	o := store.BatchOutcome{Item: it, Settlement: settlement(model, usage, micros, res, callErr)}
 	if callErr == nil {
-		o.Analysis = &store.Analysis{
-			DeliveryID: d.ID, Repo: d.Repo, Thread: br.Thread, Kind: br.Kind, Model: model, Result: string(result),
-			InputTokens: usage.Input, OutputTokens: usage.Output, CacheWriteTokens: usage.CacheWrite, CacheReadTokens: usage.CacheRead,
-			CostMicros: micros, Latency: res.Latency, RequestID: res.RequestID,
-		}
+		a := analysisOf(d, br.Thread, br.Kind, model, result, usage, micros, res)
+		o.Analysis = &a
 		o.Reason = "answered by the Message Batches API (" + batchID + "); queued to act on the answer"
 	} else {
 		o.Error = callErr.Error()

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,7 +57,7 @@ func (p *Pipeline) reserve(ctx context.Context, d store.Delivery, t *task, req *
 		return id, err
 	}
 	p.m.refusals.WithLabelValues(over.Limit.Scope).Inc()
-	p.alertReached(ctx, over.Limit)
+	p.alertReached(ctx, over)
 	action := p.cfg.Budget.OnLimit
 	if action == config.OnLimitFallback {
 		if fb := p.cfg.Budget.FallbackModel; fb != req.Model {
@@ -88,14 +89,36 @@ func outcomeOf(callErr error) string {
 	return "error"
 }
 
+// usageOf is the usage the API reported for a call, as the ledger prices it.
+func usageOf(res claude.Result) cost.Usage {
+	return cost.Usage{
+		Input: res.Usage.InputTokens, Output: res.Usage.OutputTokens,
+		CacheWrite: res.Usage.CacheCreationInputTokens, CacheRead: res.Usage.CacheReadInputTokens,
+	}
+}
+
+// settlement is the ledger's record of a call that cost micros.
+func settlement(model string, u cost.Usage, micros int64, res claude.Result, callErr error) store.Settlement {
+	return store.Settlement{
+		Model: model, Outcome: outcomeOf(callErr), Input: u.Input, Output: u.Output, CacheWrite: u.CacheWrite, CacheRead: u.CacheRead,
+		Micros: micros, Latency: res.Latency, RequestID: res.RequestID,
+	}
+}
+
+// analysisOf is the stored answer of delivery d, for thread number of kind.
+func analysisOf(d store.Delivery, number int, kind, model string, result json.RawMessage, u cost.Usage, micros int64, res claude.Result) store.Analysis {
+	return store.Analysis{
+		DeliveryID: d.ID, Repo: d.Repo, Thread: number, Kind: kind, Model: model, Result: string(result),
+		InputTokens: u.Input, OutputTokens: u.Output, CacheWriteTokens: u.CacheWrite, CacheReadTokens: u.CacheRead,
+		CostMicros: micros, Latency: res.Latency, RequestID: res.RequestID,
+	}
+}
+
 // settle records what a call cost, and sends the alerts it set off.
 func (p *Pipeline) settle(ctx context.Context, d store.Delivery, id int64, model string, u cost.Usage, micros int64, res claude.Result, callErr error) {
 	// The call happened: record it even if the job's context has ended.
 	ctx = context.WithoutCancel(ctx)
-	st := store.Settlement{
-		Model: model, Outcome: outcomeOf(callErr), Input: u.Input, Output: u.Output, CacheWrite: u.CacheWrite, CacheRead: u.CacheRead,
-		Micros: micros, Latency: res.Latency, RequestID: res.RequestID,
-	}
+	st := settlement(model, u, micros, res, callErr)
 	// The call cannot be made again to learn its cost: ride out a short
 	// database hiccup rather than leave the ledger with an estimate.
 	err := p.store.Settle(ctx, id, st)
@@ -134,20 +157,16 @@ func periodKind(l store.Limit) string {
 	return "day"
 }
 
-// alertReached fires the alerts of l up to 100%: a call was refused, so the
-// budget is reached whatever the settled spending says.
-func (p *Pipeline) alertReached(ctx context.Context, l store.Limit) {
+// alertReached fires the alerts of the refused limit up to 100%: a call
+// was refused, so the budget is reached whatever the settled spending says.
+func (p *Pipeline) alertReached(ctx context.Context, over *store.OverBudget) {
 	var upTo []int
 	for _, t := range p.budgets.Thresholds() {
 		if t <= 100 {
 			upTo = append(upTo, t)
 		}
 	}
-	spent, err := p.store.Spent(ctx, l)
-	if err != nil {
-		p.log.Error("budget spent", "scope", l.Scope, "err", err)
-	}
-	p.alert(ctx, l, spent, upTo)
+	p.alert(ctx, over.Limit, over.Spent, upTo)
 }
 
 // alert sends each threshold of l that has not fired yet in its period.
@@ -209,7 +228,7 @@ func (p *Pipeline) RetryAlerts(ctx context.Context) error {
 func (p *Pipeline) hold(ctx context.Context, d store.Delivery, t *task, held *budgetHeld, log *slog.Logger) error {
 	over := held.over
 	if held.action == config.OnLimitSkip {
-		if err := p.budgetNote(ctx, d, t, over); err != nil {
+		if err := p.budgetNote(ctx, t, over); err != nil {
 			return err
 		}
 		return p.skip(ctx, d, skipf("budget", "%s", over.Error()), log)
@@ -225,7 +244,7 @@ func (p *Pipeline) hold(ctx context.Context, d store.Delivery, t *task, held *bu
 // (the job retried after a crash, once reservations freed room, or the
 // next event after the reset) takes its place instead of joining it; and
 // a thread that already has its analysis gets no note over it.
-func (p *Pipeline) budgetNote(ctx context.Context, d store.Delivery, t *task, over *store.OverBudget) error {
+func (p *Pipeline) budgetNote(ctx context.Context, t *task, over *store.OverBudget) error {
 	if !t.settings.PostComments || len(t.targets) == 0 {
 		return nil
 	}
@@ -248,11 +267,9 @@ func (p *Pipeline) budgetNote(ctx context.Context, d store.Delivery, t *task, ov
 	body := fmt.Sprintf(budgetNotePrefix+" the %s budget for %s is used up (%s of %s). "+
 		"It will look at new activity once the budget resets.\n\n%s",
 		periodWord(over.Limit), over.Limit.Scope, cost.Dollars(over.Spent), cost.Dollars(over.Limit.Micros), marker(key))
-	// Recorded as no delivery's: the analysis, even one of this same
-	// delivery, then edits the note instead of keeping it.
-	unowned := d
-	unowned.ID = 0
-	_, _, err = p.upsertComment(ctx, unowned, t, number, key, body)
+	// Owned by no delivery: the analysis, even one of this same delivery,
+	// then edits the note instead of keeping it.
+	_, _, err = p.upsertComment(ctx, 0, t, number, key, body)
 	return err
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/hookwise/hookwise/internal/prompt"
 )
@@ -27,6 +28,12 @@ type kind struct {
 	maxTokens int
 	data      func(ctx context.Context, p *Pipeline, t *task) (any, error)
 	render    func(t *task, a answer) string
+
+	// The schema as the prompt shows it, and its size as the API counts
+	// it, rendered once.
+	schemaOnce  sync.Once
+	schemaShown string
+	schemaSize  int
 }
 
 // answer holds the fields of every kind's structured answer.
@@ -77,17 +84,26 @@ func object(props map[string]any) map[string]any {
 	return map[string]any{"type": "object", "properties": props, "required": required, "additionalProperties": false}
 }
 
-// schemaChars is the size of the schema, which the API adds to the prompt.
-func (k *kind) schemaChars() int {
-	b, _ := json.Marshal(k.schema)
-	return len(b)
+// renderSchema renders the schema once. Go marshals map keys sorted, so
+// the text is the same in every process, as caching needs.
+func (k *kind) renderSchema() {
+	k.schemaOnce.Do(func() {
+		shown, _ := json.MarshalIndent(k.schema, "", "  ")
+		compact, _ := json.Marshal(k.schema)
+		k.schemaShown, k.schemaSize = string(shown), len(compact)
+	})
 }
 
-// schemaText is the schema as the prompt shows it. Go marshals map keys
-// sorted, so the text is the same on every call, as caching needs.
+// schemaChars is the size of the schema, which the API adds to the prompt.
+func (k *kind) schemaChars() int {
+	k.renderSchema()
+	return k.schemaSize
+}
+
+// schemaText is the schema as the prompt shows it.
 func (k *kind) schemaText() string {
-	b, _ := json.MarshalIndent(k.schema, "", "  ")
-	return string(b)
+	k.renderSchema()
+	return k.schemaShown
 }
 
 var issueKind = kind{

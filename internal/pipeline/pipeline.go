@@ -351,10 +351,7 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 	if model == "" {
 		model = req.Model
 	}
-	usage := cost.Usage{
-		Input: res.Usage.InputTokens, Output: res.Usage.OutputTokens,
-		CacheWrite: res.Usage.CacheCreationInputTokens, CacheRead: res.Usage.CacheReadInputTokens,
-	}
+	usage := usageOf(res)
 	micros := p.prices.For(model).Micros(usage)
 	p.settle(ctx, d, usageID, model, usage, micros, res, err)
 	if err != nil {
@@ -369,21 +366,7 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 			return store.Analysis{}, permanentError{err}
 		}
 	}
-	a = store.Analysis{
-		DeliveryID:       d.ID,
-		Repo:             d.Repo,
-		Thread:           t.number,
-		Kind:             t.kind.name,
-		Model:            model,
-		Result:           string(result),
-		InputTokens:      usage.Input,
-		OutputTokens:     usage.Output,
-		CacheWriteTokens: usage.CacheWrite,
-		CacheReadTokens:  usage.CacheRead,
-		CostMicros:       micros,
-		Latency:          res.Latency,
-		RequestID:        res.RequestID,
-	}
+	a = analysisOf(d, t.number, t.kind.name, model, result, usage, micros, res)
 	if err := p.store.SaveAnalysis(ctx, a); err != nil {
 		return store.Analysis{}, err
 	}
@@ -406,7 +389,7 @@ func (p *Pipeline) act(ctx context.Context, d store.Delivery, t *task, a store.A
 		key := t.key(number)
 		if t.settings.PostComments {
 			body := t.kind.render(t, ans) + "\n\n" + marker(key)
-			id, verb, err := p.upsertComment(ctx, d, t, number, key, body)
+			id, verb, err := p.upsertComment(ctx, d.ID, t, number, key, body)
 			if err != nil {
 				return "", err
 			}
@@ -468,19 +451,20 @@ func marker(key string) string { return markerPrefix + key + " -->" }
 func HasMarker(body string) bool { return strings.Contains(body, markerPrefix) }
 
 // upsertComment posts body on the thread unless a comment for key exists, in
-// which case it is updated (or left alone when this delivery wrote it).
-func (p *Pipeline) upsertComment(ctx context.Context, d store.Delivery, t *task, number int, key, body string) (int64, string, error) {
+// which case it is updated (or left alone when owner, the delivery that
+// answers, wrote it; owner 0 is no delivery, so anything updates it).
+func (p *Pipeline) upsertComment(ctx context.Context, owner int64, t *task, number int, key, body string) (int64, string, error) {
 	r := t.repo
 	w, err := p.store.WriteFor(ctx, key)
 	switch {
 	case err == nil:
-		if w.DeliveryID == d.ID {
+		if w.DeliveryID == owner {
 			return w.CommentID, "kept", nil
 		}
 		err := p.github.EditComment(ctx, r, w.CommentID, body)
 		var ghErr *gh.Error
 		if err == nil {
-			return w.CommentID, "updated", p.store.RecordWrite(ctx, store.Write{Key: key, Repo: d.Repo, Thread: number, CommentID: w.CommentID, DeliveryID: d.ID})
+			return w.CommentID, "updated", p.store.RecordWrite(ctx, store.Write{Key: key, Repo: t.repo.String(), Thread: number, CommentID: w.CommentID, DeliveryID: owner})
 		}
 		if !errors.As(err, &ghErr) || ghErr.Status != http.StatusNotFound {
 			return 0, "", fmt.Errorf("update comment: %w", err)
@@ -505,7 +489,7 @@ func (p *Pipeline) upsertComment(ctx context.Context, d store.Delivery, t *task,
 				}
 				verb = "updated"
 			}
-			return c.ID, verb, p.store.RecordWrite(ctx, store.Write{Key: key, Repo: d.Repo, Thread: number, CommentID: c.ID, DeliveryID: d.ID})
+			return c.ID, verb, p.store.RecordWrite(ctx, store.Write{Key: key, Repo: t.repo.String(), Thread: number, CommentID: c.ID, DeliveryID: owner})
 		}
 	}
 	c, err := p.github.CreateComment(ctx, r, number, body)
@@ -513,7 +497,7 @@ func (p *Pipeline) upsertComment(ctx context.Context, d store.Delivery, t *task,
 		return 0, "", fmt.Errorf("post comment: %w", err)
 	}
 	p.m.comments.Inc()
-	return c.ID, "posted", p.store.RecordWrite(ctx, store.Write{Key: key, Repo: d.Repo, Thread: number, CommentID: c.ID, DeliveryID: d.ID})
+	return c.ID, "posted", p.store.RecordWrite(ctx, store.Write{Key: key, Repo: t.repo.String(), Thread: number, CommentID: c.ID, DeliveryID: owner})
 }
 
 // permanentError marks a failure that no retry can fix.

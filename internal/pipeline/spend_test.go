@@ -1,13 +1,9 @@
 package pipeline_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -135,29 +131,8 @@ func TestPushBurstIsReviewedOnceAtTheLastHead(t *testing.T) {
 	}
 }
 
-// alertSink is a budget alert webhook that records what it receives.
-type alertSink struct {
-	mu    sync.Mutex
-	texts []string
-}
-
-func (s *alertSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	b, _ := io.ReadAll(r.Body)
-	var m struct{ Text string }
-	_ = json.Unmarshal(b, &m)
-	s.mu.Lock()
-	s.texts = append(s.texts, m.Text)
-	s.mu.Unlock()
-}
-
-func (s *alertSink) got() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.texts...)
-}
-
-func budgetConfig(t *testing.T, daily float64, onLimit string) (config.Config, *alertSink) {
-	sink := &alertSink{}
+func budgetConfig(t *testing.T, daily float64, onLimit string) (config.Config, *fake.AlertWebhook) {
+	sink := &fake.AlertWebhook{}
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
 	cfg := config.Default()
@@ -197,7 +172,7 @@ func TestBudgetDefersCallsAndAlertsOnce(t *testing.T) {
 	if spent > 50_000 {
 		t.Errorf("spent $%.4f, want at most the $0.05 budget", float64(spent)/1e6)
 	}
-	texts := sink.got()
+	texts := sink.Texts()
 	want := []string{"50% of the daily budget", "80% of the daily budget", "daily budget reached"}
 	if len(texts) != len(want) {
 		t.Fatalf("alerts = %q, want one each of %q", texts, want)

@@ -262,13 +262,8 @@ func (s *Store) FinishBatchItem(ctx context.Context, o BatchOutcome, then func(*
 	return finished, nil
 }
 
-// execer is a database or a transaction.
-type execer interface {
-	ExecContext(context.Context, string, ...any) (sql.Result, error)
-}
-
 // settle is Settle in db: the database, or a transaction of FinishBatchItem.
-func (s *Store) settle(ctx context.Context, db execer, id int64, st Settlement) error {
+func (s *Store) settle(ctx context.Context, db dbtx, id int64, st Settlement) error {
 	_, err := db.ExecContext(ctx, s.q(`UPDATE hw_usage SET settled_at = ?, model = ?, outcome = ?, input_tokens = ?,
 		output_tokens = ?, cache_write_tokens = ?, cache_read_tokens = ?, cost_micros = ?, latency_ms = ?, request_id = ?
 		WHERE id = ?`),
@@ -282,7 +277,7 @@ func (s *Store) settle(ctx context.Context, db execer, id int64, st Settlement) 
 
 // saveAnalysis is SaveAnalysis in db: the database, or a transaction of
 // FinishBatchItem.
-func (s *Store) saveAnalysis(ctx context.Context, db execer, a Analysis) error {
+func (s *Store) saveAnalysis(ctx context.Context, db dbtx, a Analysis) error {
 	_, err := db.ExecContext(ctx, s.q(`INSERT INTO hw_analyses
 		(delivery_id, repo, thread, kind, model, result, input_tokens, output_tokens,
 		 cache_write_tokens, cache_read_tokens, cost_micros, latency_ms, request_id, created_at)

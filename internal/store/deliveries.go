@@ -106,9 +106,7 @@ func (s *Store) PersistDeliveries(ctx context.Context, ds []Delivery) ([]int64, 
 // RETURNING per batch. The statement is the same whatever the batch size,
 // so the driver prepares it once per connection; and the batch is one
 // round trip.
-func (s *Store) insertDeliveriesReturning(ctx context.Context, tx interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, ds []Delivery) ([]int64, error) {
+func (s *Store) insertDeliveriesReturning(ctx context.Context, tx dbtx, ds []Delivery) ([]int64, error) {
 	n := len(ds)
 	hook, target, guid, event, action, repo, sender := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -269,9 +267,7 @@ func (s *Store) DeliveryStatusTx(ctx context.Context, tx *sql.Tx, id int64) (Del
 	return d, nil
 }
 
-func (s *Store) setDeliveryStatus(ctx context.Context, db interface {
-	ExecContext(context.Context, string, ...any) (sql.Result, error)
-}, id int64, status, reason string) error {
+func (s *Store) setDeliveryStatus(ctx context.Context, db dbtx, id int64, status, reason string) error {
 	_, err := db.ExecContext(ctx, s.q(`UPDATE hw_deliveries SET status = ?, reason = ?, updated_at = ? WHERE id = ?`),
 		status, reason, s.millis(), id)
 	if err != nil {

@@ -322,6 +322,14 @@ func (s *Store) LockServing() (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
+// dbtx is the database or one of its transactions: the queries that run
+// either way take one.
+type dbtx interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}
+
 // Tx runs fn in a transaction and commits it when fn returns nil.
 func (s *Store) Tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.DB.BeginTx(ctx, nil)

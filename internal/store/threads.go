@@ -52,9 +52,7 @@ func (s *Store) Thread(ctx context.Context, thread string) (ThreadState, error) 
 	return st, nil
 }
 
-func (s *Store) threadState(ctx context.Context, db interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, thread string) (ThreadState, error) {
+func (s *Store) threadState(ctx context.Context, db dbtx, thread string) (ThreadState, error) {
 	st := ThreadState{Thread: thread}
 	var latest, analysed int64
 	err := db.QueryRowContext(ctx, s.q(`SELECT latest_delivery, latest_at, analysed_delivery, analysed_subject, analysed_at

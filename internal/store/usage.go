@@ -115,9 +115,7 @@ func (s *Store) Spent(ctx context.Context, l Limit) (int64, error) {
 	return s.spent(ctx, s.DB, l)
 }
 
-func (s *Store) spent(ctx context.Context, db interface {
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, l Limit) (int64, error) {
+func (s *Store) spent(ctx context.Context, db dbtx, l Limit) (int64, error) {
 	where, arg, err := scopeFilter(l.Scope)
 	if err != nil {
 		return 0, err
