@@ -144,7 +144,11 @@ func New(st *store.Store, opts Options) (*Queue, error) {
 		}
 		cfg.PeriodicJobs = append([]*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(DispatchInterval),
 			func() (river.JobArgs, *river.InsertOpts) {
-				return DispatchArgs{}, &river.InsertOpts{MaxAttempts: 3, UniqueOpts: OneAtATime}
+				// Not OneAtATime: a run whose completion an outage swallowed
+				// stays "running" until rescued, and would stop every
+				// dispatch until then. Overlapping runs are safe: a claim
+				// re-checks its rows.
+				return DispatchArgs{}, &river.InsertOpts{MaxAttempts: 3}
 			}, &river.PeriodicJobOpts{ID: "dispatch_deliveries", RunOnStart: true})}, opts.Periodic...)
 		cfg.Workers = workers
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}}
