@@ -149,13 +149,14 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	for _, s := range cfg.GitHub.WebhookSecrets {
 		secrets = append(secrets, []byte(s.Value()))
 	}
-	committers := 1 // SQLite writes one transaction at a time anyway
+	ingest := webhook.Options{Secrets: secrets, Persister: q, Logger: log, Registerer: reg}
 	if st.Dialect == store.Postgres {
-		// Each batch is one statement; several in flight hide the round
-		// trips to the server.
-		committers = 2
+		// Each batch is one COPY, durable when it returns; two in flight
+		// hide the round trips to the server. (SQLite writes one
+		// transaction at a time, and syncs its log after the commit.)
+		ingest.Committers, ingest.DurableCommits = 2, true
 	}
-	wh := webhook.New(webhook.Options{Secrets: secrets, Persister: q, Logger: log, Registerer: reg, Committers: committers})
+	wh := webhook.New(ingest)
 	handler := web.NewHandler(web.Options{
 		Store: st, Queue: q, Webhook: wh, Gatherer: reg,
 		AdminToken: cfg.AdminToken.Value(), Logger: log,

@@ -183,11 +183,7 @@ func (q *Queue) Stop(ctx context.Context) error {
 // Persist stores a batch of deliveries in one transaction; the dispatcher
 // enqueues their processing. It implements webhook.Persister.
 func (q *Queue) Persist(ctx context.Context, batch []store.Delivery) ([]bool, error) {
-	inserted := make([]bool, len(batch))
-	ids, err := q.store.PersistDeliveries(ctx, batch)
-	for i, id := range ids {
-		inserted[i] = id != 0
-	}
+	inserted, err := q.store.PersistDeliveries(ctx, batch)
 	if err != nil {
 		return nil, fmt.Errorf("persist %d deliveries: %w", len(batch), err)
 	}

@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,6 +117,83 @@ func TestInsertDeliveriesLargeBatch(t *testing.T) {
 		checkInserted(t, st, batch, ids, map[string]bool{"1/g0500": true, "1/g5400": true})
 		if n := len(storedIDs(t, st)); n != 6000+1 {
 			t.Errorf("after a batch of 6000 new deliveries and copies, %d rows stored, want %d", n, 6000+1)
+		}
+	})
+}
+
+// PersistDeliveries reports which deliveries were new, on PostgreSQL both
+// when the batch goes in as one COPY and when a redelivery in it sends the
+// batch down the INSERT … ON CONFLICT way.
+func TestPersistDeliveries(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		persist := func(batch ...store.Delivery) []bool {
+			t.Helper()
+			got, err := st.PersistDeliveries(ctx, batch)
+			if err != nil {
+				t.Fatalf("PersistDeliveries: %v", err)
+			}
+			return got
+		}
+		first := []store.Delivery{delivery("1", "a"), delivery("1", "b"), delivery("2", "a")}
+		if got := persist(first...); !slices.Equal(got, []bool{true, true, true}) {
+			t.Errorf("PersistDeliveries(a, b, a on hook 2) = %v, want all new", got)
+		}
+		if got := persist(delivery("1", "c"), delivery("1", "b"), delivery("1", "c"), delivery("1", "d")); !slices.Equal(got, []bool{true, false, false, true}) {
+			t.Errorf("PersistDeliveries(c, stored b, c again, d) = %v, want new, old, old, new", got)
+		}
+		if n := len(storedIDs(t, st)); n != 5 {
+			t.Errorf("%d rows stored, want 5 (a, b, a on hook 2, c, d)", n)
+		}
+		for _, guid := range []string{"a", "c", "d"} {
+			d, err := st.FindDelivery(ctx, guid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := delivery("1", guid); string(d.Payload) != string(want.Payload) || d.Status != store.StatusQueued {
+				t.Errorf("FindDelivery(%s) = %+v, want the payload %s, queued", guid, d, want.Payload)
+			}
+		}
+	})
+}
+
+// Payloads are stored compressed and read back as sent; rows stored before
+// compression (codec "") still read.
+func TestPayloadCompression(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		d := delivery("1", "big")
+		d.Payload = []byte(`{"issue":{"body":"` + strings.Repeat("The loader panics when the config file ends in a comment. ", 80) + `"}}`)
+		ids := insert(t, st, d)
+		var size int
+		var codec string
+		if err := st.DB.QueryRowContext(ctx, st.Rebind(`SELECT length(payload), payload_codec FROM hw_deliveries WHERE id = ?`), ids[0]).Scan(&size, &codec); err != nil {
+			t.Fatal(err)
+		}
+		if codec != "s2" || size > len(d.Payload)/2 {
+			t.Errorf("a %d-byte payload is stored as %d bytes with codec %q, want under half with s2", len(d.Payload), size, codec)
+		}
+		got, err := st.Delivery(ctx, ids[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Payload) != string(d.Payload) {
+			t.Errorf("Delivery(%d).Payload = %.60q…, want the %d bytes stored", ids[0], got.Payload, len(d.Payload))
+		}
+
+		old := `{"action":"opened","issue":{"number":7}}`
+		if _, err := st.DB.ExecContext(ctx, st.Rebind(`INSERT INTO hw_deliveries (hook_id, guid, event, payload, received_at, updated_at)
+			VALUES ('1', 'before-007', 'issues', ?, 0, 0)`), []byte(old)); err != nil {
+			t.Fatal(err)
+		}
+		got, err = st.FindDelivery(ctx, "before-007")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Payload) != old {
+			t.Errorf("a payload stored uncompressed reads %q, want %q", got.Payload, old)
 		}
 	})
 }

@@ -110,7 +110,7 @@ func (s *Store) Unplanned(ctx context.Context, repo string, id int64, events []s
 		marks += "(event = ? AND action = ?)"
 		args = append(args, event, action)
 	}
-	rows, err := s.DB.QueryContext(ctx, s.q(`SELECT `+deliveryColumns+`, payload FROM hw_deliveries
+	rows, err := s.DB.QueryContext(ctx, s.q(`SELECT `+deliveryColumns+`, payload, payload_codec FROM hw_deliveries
 		WHERE repo = ? AND id > ? AND status = ? AND thread = '' AND (`+marks+`) ORDER BY id LIMIT 200`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("unplanned deliveries: %w", err)

@@ -58,6 +58,9 @@ type Options struct {
 	QueueWait time.Duration
 	// Linger is how long a commit waits for more deliveries to join it.
 	Linger time.Duration
+	// DurableCommits says a batch is durable when Persist returns
+	// (PostgreSQL): its requests are answered at once, without a Sync.
+	DurableCommits bool
 }
 
 // Handler serves POST /webhook.
@@ -180,6 +183,10 @@ func (h *Handler) commit(batch []*pending) {
 	}
 	for i, p := range batch {
 		p.inserted = inserted[i]
+	}
+	if h.opts.DurableCommits {
+		release(batch, nil)
+		return
 	}
 	h.committed <- batch
 }
@@ -343,6 +350,7 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 		ready: make(chan struct{}),
 	}
 	readHead(root, &p.d)
+	p.d.Pack() // here, concurrently, rather than in the batch's commit
 	if err := h.enqueue(r.Context(), p); err != nil {
 		return answer{}, err
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hookwise/hookwise/internal/queue"
 	"github.com/hookwise/hookwise/internal/store"
+	"github.com/hookwise/hookwise/internal/store/storetest"
 	"github.com/hookwise/hookwise/internal/webhook"
 )
 
@@ -68,7 +69,11 @@ func newHandlerOn(t testing.TB, url string, wrap func(webhook.Persister) webhook
 	if wrap != nil {
 		p = wrap(q)
 	}
-	h := webhook.New(webhook.Options{Secrets: [][]byte{testSecret}, Persister: p, Committers: map[store.Dialect]int{store.Postgres: 2}[st.Dialect]})
+	opts := webhook.Options{Secrets: [][]byte{testSecret}, Persister: p}
+	if st.Dialect == store.Postgres { // as the app runs it
+		opts.Committers, opts.DurableCommits = 2, true
+	}
+	h := webhook.New(opts)
 	t.Cleanup(h.Close)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -457,5 +462,35 @@ func TestAnswerWaitsForSync(t *testing.T) {
 				t.Errorf("answer = %d, want %d", got, tc.want)
 			}
 		})
+	}
+}
+
+// On PostgreSQL a batch is durable when its COPY returns: the answer does
+// not wait for a Sync, which has nothing to do there.
+func TestDurableCommitsAnswerWithoutSync(t *testing.T) {
+	t.Parallel()
+	g := &gatedSync{syncing: make(chan struct{}, 1), release: make(chan struct{})}
+	e := newHandlerOn(t, storetest.PostgresURL(t), func(p webhook.Persister) webhook.Persister {
+		g.Persister = p
+		return g
+	})
+	t.Cleanup(func() { close(g.release) })
+	body := []byte(`{"action":"opened","repository":{"full_name":"o/r"}}`)
+	answered := make(chan int, 1)
+	go func() {
+		answered <- do(t, e.srv.Client(), signedRequest(t, e.srv.URL+"/webhook", "issues", "durable-1", "1", "application/json", body))
+	}()
+	select {
+	case code := <-answered:
+		if code != http.StatusAccepted {
+			t.Errorf("answer = %d, want %d", code, http.StatusAccepted)
+		}
+	case <-g.syncing:
+		t.Fatal("the answer waits for a Sync")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer in 10s")
+	}
+	if n := e.count(t, `SELECT COUNT(*) FROM hw_deliveries WHERE guid = 'durable-1'`); n != 1 {
+		t.Errorf("%d rows stored for the answered delivery, want 1", n)
 	}
 }

@@ -1,0 +1,7 @@
+-- Payloads are compressed (S2) by the instance that receives them, before
+-- they are stored: JSON shrinks to about 40%, so the database writes and
+-- keeps less than half of it, and the work is spread over the requests
+-- rather than done inside the commit. payload_codec says how a row's
+-- payload is stored: '' as received (rows written before this migration),
+-- 's2' an S2 block.
+ALTER TABLE hw_deliveries ADD COLUMN payload_codec TEXT NOT NULL DEFAULT '';
