@@ -1,16 +1,15 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/klauspost/compress/s2"
 )
 
@@ -60,7 +59,19 @@ const payloadCodec = "s2"
 // it in each request's goroutine, so that a batch's commit does not
 // compress its deliveries one after another; InsertDeliveries packs what is
 // not packed yet. Call it once Payload is final.
-func (d *Delivery) Pack() { d.packed = s2.Encode(nil, d.Payload) }
+func (d *Delivery) Pack() {
+	// S2 needs room for its worst case, about 117% of the payload; the
+	// block itself is usually under half. Encode into a reused scratch
+	// buffer and keep an exact copy.
+	scratch := packBuffers.Get().(*[]byte)
+	defer packBuffers.Put(scratch)
+	if n := s2.MaxEncodedLen(len(d.Payload)); cap(*scratch) < n {
+		*scratch = make([]byte, n)
+	}
+	d.packed = bytes.Clone(s2.Encode((*scratch)[:cap(*scratch)], d.Payload))
+}
+
+var packBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // stored returns the payload as the store keeps it.
 func (d *Delivery) stored() []byte {
@@ -150,46 +161,6 @@ func inserted(ids []int64) []bool {
 	}
 	return out
 }
-
-// copyDeliveries is PersistDeliveries on PostgreSQL: the batch is one COPY,
-// which the server writes several rows at a time (a multi-insert per page,
-// its pages from a bulk-write ring) and which is atomic by itself. COPY
-// cannot skip a row that is already stored: when the batch holds a
-// redelivery, the unique key fails the whole COPY and the batch is stored
-// again with INSERT … ON CONFLICT DO NOTHING, which can. Redeliveries are
-// rare (GitHub redelivers what failed), so most batches take the fast way.
-func (s *Store) copyDeliveries(ctx context.Context, ds []Delivery) ([]bool, error) {
-	conn, err := s.DB.Conn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("insert deliveries: %w", err)
-	}
-	defer conn.Close()
-	now := s.millis()
-	err = conn.Raw(func(driverConn any) error {
-		c := driverConn.(*stdlib.Conn).Conn()
-		_, err := c.CopyFrom(ctx, pgx.Identifier{"hw_deliveries"}, copyColumns, pgx.CopyFromSlice(len(ds), func(i int) ([]any, error) {
-			d := &ds[i]
-			return []any{d.HookID, d.HookTarget, d.GUID, d.Event, d.Action, d.Repo, d.InstallationID, d.Sender,
-				d.stored(), payloadCodec, d.ReceivedAt.UnixMilli(), StatusQueued, now}, nil
-		}))
-		return err
-	})
-	if err == nil {
-		out := make([]bool, len(ds))
-		for i := range out {
-			out[i] = true
-		}
-		return out, nil
-	}
-	if pgErr := (*pgconn.PgError)(nil); !errors.As(err, &pgErr) || pgErr.Code != "23505" /* unique_violation */ {
-		return nil, fmt.Errorf("insert deliveries: %w", err)
-	}
-	ids, err := s.insertDeliveriesReturning(ctx, conn, ds)
-	return inserted(ids), err
-}
-
-var copyColumns = []string{"hook_id", "hook_target", "guid", "event", "action", "repo", "installation_id", "sender",
-	"payload", "payload_codec", "received_at", "status", "updated_at"}
 
 // insertDeliveriesReturning is InsertDeliveries for PostgreSQL, whose
 // driver has no LastInsertId: one INSERT … SELECT FROM unnest(arrays) …
