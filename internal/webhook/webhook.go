@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -313,8 +314,9 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 		return answer{}, reject(http.StatusBadRequest, "missing X-GitHub-Event or X-GitHub-Delivery header")
 	}
 	target := r.Header.Get("X-GitHub-Hook-Installation-Target-Type")
-	if len(guid) > 100 || len(event) > 100 || len(target) > 100 {
-		return answer{}, reject(http.StatusBadRequest, "X-GitHub-Event, X-GitHub-Delivery or X-GitHub-Hook-Installation-Target-Type header too long")
+	hookID := r.Header.Get("X-GitHub-Hook-ID")
+	if len(guid) > 100 || len(event) > 100 || len(target) > 100 || len(hookID) > 100 {
+		return answer{}, reject(http.StatusBadRequest, "X-GitHub-Event, X-GitHub-Delivery, X-GitHub-Hook-ID or X-GitHub-Hook-Installation-Target-Type header too long")
 	}
 	payload := body
 	if mediaType == "application/x-www-form-urlencoded" {
@@ -340,7 +342,7 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 	}
 	p := &pending{
 		d: store.Delivery{
-			HookID:     r.Header.Get("X-GitHub-Hook-ID"),
+			HookID:     hookID,
 			HookTarget: target,
 			GUID:       guid,
 			Event:      event,
@@ -350,6 +352,9 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 		ready: make(chan struct{}),
 	}
 	readHead(root, &p.d)
+	if field := unstorable(&p.d); field != "" {
+		return answer{}, reject(http.StatusBadRequest, "%s is not UTF-8 text without NUL bytes", field)
+	}
 	p.d.Pack() // here, concurrently, rather than in the batch's commit
 	if err := h.enqueue(r.Context(), p); err != nil {
 		return answer{}, err
@@ -362,6 +367,22 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 		return answer{code: http.StatusAccepted, outcome: "duplicate", guid: guid}, nil
 	}
 	return answer{code: http.StatusAccepted, outcome: "accepted", guid: guid}, nil
+}
+
+// unstorable names the first field of d that PostgreSQL's text type cannot
+// hold (invalid UTF-8, or a NUL byte), or returns "". Such a row would fail
+// the whole batch it is committed with, on every retry.
+func unstorable(d *store.Delivery) string {
+	for _, f := range [...]struct{ name, value string }{
+		{"X-GitHub-Delivery header", d.GUID}, {"X-GitHub-Event header", d.Event}, {"X-GitHub-Hook-ID header", d.HookID},
+		{"X-GitHub-Hook-Installation-Target-Type header", d.HookTarget},
+		{"action", d.Action}, {"repository.full_name", d.Repo}, {"sender.login", d.Sender},
+	} {
+		if !utf8.ValidString(f.value) || strings.IndexByte(f.value, 0) >= 0 {
+			return f.name
+		}
+	}
+	return ""
 }
 
 // readHead fills in the fields of d that are read from the payload's top

@@ -293,6 +293,16 @@ func TestRejections(t *testing.T) {
 			r.Header.Del("X-GitHub-Delivery")
 			return r
 		}, http.StatusBadRequest},
+		{"delivery id not UTF-8", func(t *testing.T) *http.Request {
+			return signedRequest(t, target, "issues", "guid-\xff\xfe", "1", "application/json", valid)
+		}, http.StatusBadRequest},
+		{"hook id too long", func(t *testing.T) *http.Request {
+			return signedRequest(t, target, "issues", "long-hook", strings.Repeat("9", 101), "application/json", valid)
+		}, http.StatusBadRequest},
+		{"NUL in sender login", func(t *testing.T) *http.Request {
+			body := []byte(`{"action":"opened","repository":{"full_name":"o/r"},"sender":{"login":"u\u0000v"}}`)
+			return signedRequest(t, target, "issues", "nul-login", "1", "application/json", body)
+		}, http.StatusBadRequest},
 		{"text/plain", func(t *testing.T) *http.Request {
 			return signedRequest(t, target, "issues", "text", "1", "text/plain", valid)
 		}, http.StatusUnsupportedMediaType},

@@ -1,5 +1,5 @@
 -- Payloads are compressed (S2) by the instance that receives them, before
--- they are stored: JSON shrinks to about 40%, so the database writes and
+-- they are stored: JSON shrinks to 20–45%, so the database writes and
 -- keeps less than half of it, and the work is spread over the requests
 -- rather than done inside the commit. payload_codec says how a row's
 -- payload is stored: '' as received (rows written before this migration),
