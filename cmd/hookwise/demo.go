@@ -28,8 +28,9 @@ const (
 )
 
 // runDemo runs the whole pipeline in this process against the fakes of
-// GitHub and Anthropic, on a temporary database, and prints what happened.
-func runDemo(ctx context.Context, out io.Writer, keep bool) error {
+// GitHub and Anthropic, on a temporary database, and prints what happened
+// to out; warnings (and with keep, the service's log) go to logs.
+func runDemo(ctx context.Context, out, logs io.Writer, keep bool) error {
 	dir, err := os.MkdirTemp("", "hookwise-demo-")
 	if err != nil {
 		return err
@@ -74,7 +75,7 @@ func runDemo(ctx context.Context, out io.Writer, keep bool) error {
 	if keep {
 		level = slog.LevelInfo
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 	a, err := app.Open(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -117,6 +118,9 @@ func runDemo(ctx context.Context, out io.Writer, keep bool) error {
 			return fmt.Errorf("send %s: %w", d.GUID, err)
 		}
 		answers[i] = code
+		// GitHub logs each attempt in the hook's delivery log, which the
+		// redelivery sweep reads.
+		github.AddHookDelivery("repo:"+demoRepo+"#1", fake.HookDeliveryRecord{GUID: d.GUID, StatusCode: code, Event: d.Event})
 	}
 	stored, err := waitSettled(ctx, a.Store, 45*time.Second)
 	if err != nil {

@@ -290,6 +290,12 @@ func TestDemo(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
 	}
+	// A newcomer's first run shows no warnings or errors.
+	for _, bad := range []string{"level=WARN", "level=ERROR"} {
+		if contains(out.String()+errOut.String(), bad) {
+			t.Errorf("demo logged %s:\n%s%s", bad, errOut.String(), out.String())
+		}
+	}
 }
 
 // TestSIGTERMShutsDownCleanly checks that hookwise stops on SIGTERM within

@@ -89,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 
 	if cmd == "demo" {
-		return runDemo(ctx, stdout, *keep)
+		return runDemo(ctx, stdout, stderr, *keep)
 	}
 	cfg, err := config.Load(*configPath, config.ParseEnviron(os.Environ()))
 	if err != nil {
