@@ -16,9 +16,11 @@ import (
 	"github.com/hookwise/hookwise/internal/pace"
 	"math"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/anthropics/anthropic-sdk-go/v2"
@@ -150,12 +152,18 @@ func (c *Client) Complete(ctx context.Context, req Request) (Result, error) {
 	defer func() { <-c.sem }()
 
 	var httpResp *http.Response
+	var sent atomic.Bool
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) { sent.Store(info.Err == nil) },
+	})
 	start := time.Now()
 	// Anthropic's rate limits are per model family: pace each on its own.
 	msg, err := c.sdk.Messages.New(pace.WithKey(ctx, Family(req.Model)), params, option.WithResponseInto(&httpResp))
 	latency := time.Since(start)
 	if err != nil {
-		return Result{}, c.classify(err, httpResp, true)
+		e := c.classify(err, httpResp, true)
+		e.Unanswered = e.Status == 0 && sent.Load()
+		return Result{}, e
 	}
 	requestID := ""
 	if httpResp != nil {
@@ -273,6 +281,10 @@ type Error struct {
 	Message    string
 	RequestID  string
 	RetryAfter time.Duration // how long the API asked us to wait; 0 if it did not say
+	// Unanswered: the request was sent whole and no response came (a
+	// timeout or a reset connection). The API may have run it, and billed
+	// it.
+	Unanswered bool
 
 	err error // the cause, for errors.Is and errors.As
 }

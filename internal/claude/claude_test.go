@@ -236,8 +236,27 @@ func TestCompleteNetworkError(t *testing.T) {
 	if !errors.As(err, &e) || e.Status != 0 || e.Type != TypeNetwork || !e.Temporary() {
 		t.Fatalf("Complete() error = %v, want a temporary %s", err, TypeNetwork)
 	}
+	if e.Unanswered {
+		t.Errorf("Complete() to a closed port: Unanswered = true, want false (nothing was sent, nothing billed)")
+	}
 	if strings.Contains(err.Error(), testKey) {
 		t.Errorf("Complete() error = %q, contains the API key", err)
+	}
+}
+
+// An answer lost on the way back (the connection dropped after the API ran
+// the call) is Unanswered: the call may have been billed.
+func TestCompleteAnswerLost(t *testing.T) {
+	t.Parallel()
+	c, f, _ := newTestClient(t, fake.AnthropicOptions{}, Options{})
+	f.HangUpNext(1)
+	_, err := c.Complete(context.Background(), testRequest("s", "p"))
+	var e *Error
+	if !errors.As(err, &e) || e.Type != TypeNetwork || !e.Unanswered {
+		t.Fatalf("Complete() with the answer lost = %v, want an Unanswered %s", err, TypeNetwork)
+	}
+	if got := f.Usage()["claude-test-1"].Calls; got != 1 {
+		t.Errorf("calls the fake billed = %d, want 1", got)
 	}
 }
 
@@ -250,6 +269,9 @@ func TestCompleteCanceled(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Complete() error = %v, want *Error wrapping context.DeadlineExceeded", err)
+	}
+	if !e.Unanswered {
+		t.Errorf("Complete() given up while the API worked: Unanswered = false, want true (it may be billed)")
 	}
 }
 

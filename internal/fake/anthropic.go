@@ -47,6 +47,7 @@ type Anthropic struct {
 	calls       int
 	requests    []AnthropicRequest
 	failures    []anthFailure
+	hangUps     int                       // calls still to be answered by closing the connection (HangUpNext)
 	cache       map[[32]byte]time.Time    // system prompt hash → last use
 	reqBucket   anthBucket                // requests per minute
 	tokBucket   anthBucket                // tokens per minute
@@ -266,6 +267,16 @@ func (a *Anthropic) FailNext(status int, errType string, n int, retryAfter time.
 	}
 }
 
+// HangUpNext makes the next n calls that reach the model run, and count in
+// Usage as billed, but get no answer: the fake closes the connection
+// instead of writing the message, as when a proxy or the network drops a
+// response.
+func (a *Anthropic) HangUpNext(n int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.hangUps += n
+}
+
 // SetAPIKey changes the key the fake accepts.
 func (a *Anthropic) SetAPIKey(key string) {
 	a.mu.Lock()
@@ -399,7 +410,17 @@ func (a *Anthropic) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	a.tokBucket.refill(now)
 	a.tokBucket.take(float64(usage.OutputTokens))
 	a.writeLimitHeaders(w.Header(), now)
+	hangUp := a.hangUps > 0
+	if hangUp {
+		a.hangUps--
+	}
 	a.mu.Unlock()
+	if hangUp {
+		if conn, _, err := http.NewResponseController(rw).Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
 	anthWriteJSON(w, http.StatusOK, body)
 }
 

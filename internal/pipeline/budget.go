@@ -30,9 +30,10 @@ const batchTTL = 25 * time.Hour
 
 // reserve writes req to the ledger as a reservation of the most it can
 // cost (at the Message Batches API's price with batch), within every budget
-// it counts against. Over a budget it falls back to the cheaper model where
-// so configured (changing req.Model), else it returns a *budgetHeld.
-func (p *Pipeline) reserve(ctx context.Context, d store.Delivery, t *task, req *claude.Request, chars int, batch bool) (int64, error) {
+// it counts against, and returns its id and that estimate. Over a budget it
+// falls back to the cheaper model where so configured (changing
+// req.Model), else it returns a *budgetHeld.
+func (p *Pipeline) reserve(ctx context.Context, d store.Delivery, t *task, req *claude.Request, chars int, batch bool) (int64, int64, error) {
 	call := store.UsageCall{
 		DeliveryID: d.ID, Repo: d.Repo, Owner: t.repo.Owner, InstallationID: d.InstallationID,
 		Thread: t.thread(), Event: d.EventName(), Kind: t.kind.name, Batch: batch,
@@ -54,7 +55,7 @@ func (p *Pipeline) reserve(ctx context.Context, d store.Delivery, t *task, req *
 	id, err := try(req.Model)
 	var over *store.OverBudget
 	if !errors.As(err, &over) {
-		return id, err
+		return id, call.EstimateMicros, err
 	}
 	p.m.refusals.WithLabelValues(over.Limit.Scope).Inc()
 	p.alertReached(ctx, over)
@@ -65,15 +66,15 @@ func (p *Pipeline) reserve(ctx context.Context, d store.Delivery, t *task, req *
 			if err == nil {
 				p.log.Info("budget: falling back to a cheaper model", "delivery", d.GUID, "model", fb, "budget", over.Error())
 				req.Model = fb
-				return id, nil
+				return id, call.EstimateMicros, nil
 			}
 			if !errors.As(err, &over) {
-				return 0, err
+				return 0, 0, err
 			}
 		}
 		action = config.OnLimitDefer
 	}
-	return 0, &budgetHeld{over: over, action: action}
+	return 0, 0, &budgetHeld{over: over, action: action}
 }
 
 // outcomeOf is a call's outcome as the ledger records it: "ok" or the

@@ -338,7 +338,7 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 		MaxTokens: min(t.kind.maxTokens, p.cfg.Anthropic.MaxTokens),
 	}
 	chars := len(system) + len(user) + t.kind.schemaChars()
-	usageID, err := p.reserve(ctx, d, t, &req, chars, batch)
+	usageID, estimate, err := p.reserve(ctx, d, t, &req, chars, batch)
 	if err != nil {
 		return store.Analysis{}, err
 	}
@@ -353,6 +353,12 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 	}
 	usage := usageOf(res)
 	micros := p.prices.For(model).Micros(usage)
+	if ce := (*claude.Error)(nil); errors.As(err, &ce) && ce.Unanswered {
+		// Sent, and no answer: the API may have run it and billed it.
+		// Charge the estimate, so that lost answers never let spending
+		// pass a budget unseen.
+		micros = estimate
+	}
 	p.settle(ctx, d, usageID, model, usage, micros, res, err)
 	if err != nil {
 		return store.Analysis{}, fmt.Errorf("ask model: %w", err)

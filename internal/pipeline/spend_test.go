@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookwise/hookwise/internal/claude"
 	"github.com/hookwise/hookwise/internal/config"
 	"github.com/hookwise/hookwise/internal/fake"
 	"github.com/hookwise/hookwise/internal/queue"
@@ -279,4 +280,40 @@ func TestOlderStoredAnswerDoesNotOverwriteNewer(t *testing.T) {
 		t.Errorf("model calls = %d, want 2", got)
 	}
 	h.onlyComment(t, 4)
+}
+
+// A call the API ran but whose answer was lost (the connection dropped)
+// may have been billed: the ledger charges its estimate, at least what the
+// API billed, so that lost answers never let spending pass a budget
+// unseen. The retry is charged what it cost.
+func TestLostAnswerIsChargedItsEstimate(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.Default(), issueAnswer([]string{"bug"}, false, ""))
+	h.model.HangUpNext(1)
+	id := h.deliver(t, "issues", fake.IssueEvent("opened", repo, 1, "Panic on start", "It panics when the config file is empty.", "alice"))
+	if err := h.p.Process(t.Context(), id, "job-1"); err == nil {
+		t.Fatal("Process with the answer lost = nil, want an error to retry")
+	}
+	var billed int64
+	for _, u := range h.model.Usage() {
+		billed += u.Calls
+	}
+	rows := h.usage(t, id)
+	if len(rows) != 1 || rows[0].Outcome != claude.TypeNetwork || rows[0].CostMicros <= 0 || rows[0].CostMicros != rows[0].EstimateMicros {
+		t.Fatalf("ledger after a lost answer = %+v, want one network_error row charged its (positive) estimate", rows)
+	}
+	if billed != 1 {
+		t.Fatalf("the API billed %d calls, want 1: the fake ran the call it hung up on", billed)
+	}
+
+	if err := h.p.Process(t.Context(), id, "job-1"); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	h.onlyComment(t, 1)
+	rows = h.usage(t, id)
+	// The retry is the same call: what it cost is what the lost one was
+	// billed, and the estimate charged for that is no less.
+	if len(rows) != 2 || rows[1].Outcome != "ok" || rows[1].CostMicros <= 0 || rows[1].CostMicros > rows[0].CostMicros {
+		t.Errorf("ledger after the retry = %+v, want the lost call at its estimate, then the answered one at its cost, no more", rows)
+	}
 }
