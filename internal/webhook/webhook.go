@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/semaphore"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -59,6 +60,12 @@ type Options struct {
 	QueueWait time.Duration
 	// Linger is how long a commit waits for more deliveries to join it.
 	Linger time.Duration
+	// BodyMemory caps the bytes of request bodies held at once, counted
+	// before they are read (by Content-Length, MaxBody when unknown), so
+	// that senders without a valid signature cannot make the service hold
+	// 25 MB each. A request that finds no room within QueueWait is
+	// answered 429. Default 256 MiB.
+	BodyMemory int64
 	// DurableCommits says a batch is durable when Persist returns
 	// (PostgreSQL): its requests are answered at once, without a Sync.
 	DurableCommits bool
@@ -76,6 +83,8 @@ type Handler struct {
 	committed chan []*pending
 	done      chan struct{}
 	m         metrics
+	// memory is the room left under Options.BodyMemory.
+	memory *semaphore.Weighted
 }
 
 type pending struct {
@@ -99,6 +108,9 @@ func New(opts Options) *Handler {
 	if opts.QueueWait <= 0 {
 		opts.QueueWait = 5 * time.Second
 	}
+	if opts.BodyMemory <= 0 {
+		opts.BodyMemory = 256 << 20
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -109,6 +121,7 @@ func New(opts Options) *Handler {
 		committed: make(chan []*pending, 4*opts.Committers),
 		done:      make(chan struct{}),
 		m:         newMetrics(opts.Registerer),
+		memory:    semaphore.NewWeighted(opts.BodyMemory),
 	}
 	finished := make(chan struct{}, opts.Committers)
 	for range opts.Committers {
@@ -299,6 +312,15 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 	if r.ContentLength > MaxBody {
 		return answer{}, reject(http.StatusRequestEntityTooLarge, "body over %d bytes", MaxBody)
 	}
+	room := r.ContentLength
+	if room < 0 {
+		room = MaxBody
+	}
+	room = min(max(room, 1), h.opts.BodyMemory)
+	if err := h.reserveMemory(r.Context(), room); err != nil {
+		return answer{}, err
+	}
+	defer h.memory.Release(room)
 	buf := bodies.Get().(*bytes.Buffer)
 	defer putBody(buf)
 	body, err := readBody(w, r, buf)
@@ -402,6 +424,22 @@ func readHead(root gjson.Result, d *store.Delivery) {
 		}
 		return true
 	})
+}
+
+// reserveMemory waits up to QueueWait for n bytes of room for a body.
+func (h *Handler) reserveMemory(ctx context.Context, n int64) error {
+	if h.memory.TryAcquire(n) {
+		return nil
+	}
+	wait, cancel := context.WithTimeout(ctx, h.opts.QueueWait)
+	defer cancel()
+	if err := h.memory.Acquire(wait, n); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %v", errUnavailable, ctx.Err())
+		}
+		return reject(http.StatusTooManyRequests, "too many request bodies being read at once; retry later")
+	}
+	return nil
 }
 
 func (h *Handler) enqueue(ctx context.Context, p *pending) error {

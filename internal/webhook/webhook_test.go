@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -48,6 +49,13 @@ func newHandlerWith(t testing.TB, wrap func(webhook.Persister) webhook.Persister
 // newHandlerOn is newHandlerWith on the database at url.
 func newHandlerOn(t testing.TB, url string, wrap func(webhook.Persister) webhook.Persister) *env {
 	t.Helper()
+	return newHandlerTuned(t, url, wrap, nil)
+}
+
+// newHandlerTuned is newHandlerOn with the handler's options changed by
+// tune, if not nil.
+func newHandlerTuned(t testing.TB, url string, wrap func(webhook.Persister) webhook.Persister, tune func(*webhook.Options)) *env {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, url)
 	if err != nil {
@@ -72,6 +80,9 @@ func newHandlerOn(t testing.TB, url string, wrap func(webhook.Persister) webhook
 	opts := webhook.Options{Secrets: [][]byte{testSecret}, Persister: p}
 	if st.Dialect == store.Postgres { // as the app runs it
 		opts.Committers, opts.DurableCommits = 2, true
+	}
+	if tune != nil {
+		tune(&opts)
 	}
 	h := webhook.New(opts)
 	t.Cleanup(h.Close)
@@ -502,5 +513,61 @@ func TestDurableCommitsAnswerWithoutSync(t *testing.T) {
 	}
 	if n := e.count(t, `SELECT COUNT(*) FROM hw_deliveries WHERE guid = 'durable-1'`); n != 1 {
 		t.Errorf("%d rows stored for the answered delivery, want 1", n)
+	}
+}
+
+// Bodies are counted against BodyMemory before they are read: a sender
+// that announces a large body and sends it slowly holds its room, others
+// are answered 429 once QueueWait passes, and the room comes back when it
+// is done.
+func TestBodyMemory(t *testing.T) {
+	t.Parallel()
+	e := newHandlerTuned(t, filepath.Join(t.TempDir(), "hookwise.db"), nil, func(o *webhook.Options) {
+		o.BodyMemory, o.QueueWait = 1<<20, 200*time.Millisecond
+	})
+	target := e.srv.URL + "/webhook"
+	body := []byte(`{"action":"opened","repository":{"full_name":"o/r"},"sender":{"login":"u"}}`)
+
+	// An unsigned sender announces 900 KB and sends a little of it.
+	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"+
+		"X-GitHub-Event: issues\r\nX-GitHub-Delivery: slow\r\nX-Hub-Signature-256: sha256=00\r\n\r\n{\"action\":", 900_000)
+
+	post := func(guid string, size int) int {
+		t.Helper()
+		b := append([]byte(nil), body...)
+		if size > len(b) { // pad with spaces: still the same JSON
+			b = append(b[:len(b)-1], append(bytes.Repeat([]byte(" "), size-len(b)), '}')...)
+		}
+		return do(t, &http.Client{}, signedRequest(t, target, "issues", guid, "1", "application/json", b))
+	}
+	// Once the slow request holds its room, a 200 KB delivery finds none
+	// (the same GUID each time: one that got in first is stored once).
+	eventually(t, "a 200 KB delivery while 900 KB of a 1 MiB budget are held is answered 429", func() bool {
+		return post("large", 200_000) == http.StatusTooManyRequests
+	})
+	if got := post("small", 0); got != http.StatusAccepted {
+		t.Errorf("a small delivery beside the held 900 KB = %d, want 202", got)
+	}
+	conn.Close() // the slow sender gives up, and its room comes back
+	eventually(t, "the 200 KB delivery is accepted once the slow sender is gone", func() bool {
+		return post("large", 200_000) == http.StatusAccepted
+	})
+	if n := e.count(t, `SELECT COUNT(*) FROM hw_deliveries`); n != 2 {
+		t.Errorf("%d deliveries stored, want 2 (small, large)", n)
+	}
+}
+
+// eventually fails the test unless cond holds within 10 seconds.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 10s: %s", what)
+		}
 	}
 }
