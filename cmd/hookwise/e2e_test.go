@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -340,5 +341,16 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	}
 	if out, err := healthcheck(); err == nil {
 		t.Errorf("hookwise healthcheck after shutdown = %q, exit 0; want a failure", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out, errOut syncBuffer
+	if err := run([]string{"version"}, &out, &errOut); err != nil {
+		t.Fatalf("version: %v\n%s", err, errOut.String())
+	}
+	got := strings.TrimSpace(out.String())
+	if !strings.HasPrefix(got, "hookwise ") || !strings.HasSuffix(got, runtime.Version()) {
+		t.Errorf("hookwise version = %q, want \"hookwise <version> … %s\"", got, runtime.Version())
 	}
 }

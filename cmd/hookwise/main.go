@@ -33,6 +33,7 @@ commands:
   demo [--keep]              run the whole pipeline against built-in fakes and print what happened
   migrate                    apply database migrations and exit
   check-config               print the effective configuration, secrets redacted
+  version                    print the version, the commit it was built from and the Go version
   healthcheck                exit 0 when the hookwise on this host's listen port is ready
                              (GET /readyz), for container health checks without a shell
   deliveries list [flags]    list stored deliveries (--status, --repo, --limit)
@@ -88,8 +89,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	if cmd == "demo" {
+	switch cmd {
+	case "demo":
 		return runDemo(ctx, stdout, stderr, *keep)
+	case "version":
+		fmt.Fprintln(stdout, version())
+		return nil
 	}
 	cfg, err := config.Load(*configPath, config.ParseEnviron(os.Environ()))
 	if err != nil {
@@ -98,6 +103,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	log := newLogger(cfg.LogFormat, stderr)
 	switch cmd {
 	case "serve":
+		log.Info("starting", "version", version())
 		return serve(ctx, cfg, log)
 	case "migrate":
 		st, err := app.OpenStore(ctx, cfg.DatabaseURL)
