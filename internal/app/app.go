@@ -20,6 +20,7 @@ import (
 
 	"github.com/hookwise/hookwise/internal/claude"
 	"github.com/hookwise/hookwise/internal/config"
+	"github.com/hookwise/hookwise/internal/cost"
 	"github.com/hookwise/hookwise/internal/gh"
 	"github.com/hookwise/hookwise/internal/pace"
 	"github.com/hookwise/hookwise/internal/pipeline"
@@ -144,7 +145,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	reg.MustRegister(web.JobsCollector(q))
+	reg.MustRegister(web.JobsCollector(q), web.BudgetCollector(st, cost.NewBudgets(cfg.Budget), time.Now))
 	var secrets [][]byte
 	for _, s := range cfg.GitHub.WebhookSecrets {
 		secrets = append(secrets, []byte(s.Value()))

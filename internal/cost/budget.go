@@ -24,6 +24,26 @@ func NewBudgets(cfg config.BudgetConfig) Budgets { return Budgets{cfg: cfg} }
 // installation counts against at now: the global ones and those of every
 // matching scope, daily and monthly.
 func (b Budgets) Limits(repo string, installation int64, now time.Time) []store.Limit {
+	owner, _, _ := strings.Cut(repo, "/")
+	return slices.DeleteFunc(b.All(now), func(l store.Limit) bool {
+		kind, v, _ := strings.Cut(l.Scope, ":")
+		switch kind {
+		case "global":
+			return false
+		case "repo":
+			return !strings.EqualFold(v, repo)
+		case "org":
+			return !strings.EqualFold(v, owner)
+		case "installation":
+			return v != strconv.FormatInt(installation, 10)
+		}
+		return true
+	})
+}
+
+// All returns every configured limit at now: the global ones, then each
+// scope's, daily before monthly.
+func (b Budgets) All(now time.Time) []store.Limit {
 	var out []store.Limit
 	add := func(scope string, daily, monthly float64) {
 		if daily > 0 {
@@ -34,21 +54,8 @@ func (b Budgets) Limits(repo string, installation int64, now time.Time) []store.
 		}
 	}
 	add("global", b.cfg.Daily, b.cfg.Monthly)
-	owner, _, _ := strings.Cut(repo, "/")
 	for _, s := range b.cfg.Scopes {
-		kind, v, _ := strings.Cut(s.Match, ":")
-		match := false
-		switch kind {
-		case "repo":
-			match = strings.EqualFold(v, repo)
-		case "org":
-			match = strings.EqualFold(v, owner)
-		case "installation":
-			match = v == strconv.FormatInt(installation, 10)
-		}
-		if match {
-			add(s.Match, s.Daily, s.Monthly)
-		}
+		add(s.Match, s.Daily, s.Monthly)
 	}
 	return out
 }

@@ -145,17 +145,8 @@ func (p *Pipeline) spend(ctx context.Context, d store.Delivery, model string, mi
 			p.log.Error("budget spent", "scope", l.Scope, "err", err)
 			continue
 		}
-		p.m.spent.WithLabelValues(l.Scope, periodKind(l)).Set(float64(spent) / 1e6)
-		p.m.limit.WithLabelValues(l.Scope, periodKind(l)).Set(float64(l.Micros) / 1e6)
 		p.alert(ctx, l, spent, cost.Crossed(p.budgets.Thresholds(), spent, l.Micros))
 	}
-}
-
-func periodKind(l store.Limit) string {
-	if l.End.Sub(l.Start) > 48*time.Hour {
-		return "month"
-	}
-	return "day"
 }
 
 // alertReached fires the alerts of the refused limit up to 100%: a call
@@ -277,7 +268,7 @@ func (p *Pipeline) budgetNote(ctx context.Context, t *task, over *store.OverBudg
 const budgetNotePrefix = "hookwise did not analyse this:"
 
 func periodWord(l store.Limit) string {
-	if periodKind(l) == "month" {
+	if l.Kind() == "month" {
 		return "monthly"
 	}
 	return "daily"

@@ -19,8 +19,6 @@ type Metrics struct {
 	cost     *prometheus.CounterVec
 	refusals *prometheus.CounterVec
 	alerts   *prometheus.CounterVec
-	spent    *prometheus.GaugeVec
-	limit    *prometheus.GaugeVec
 }
 
 // NewMetrics registers the pipeline's collectors on reg (nil: none).
@@ -54,15 +52,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookwise_budget_alerts_total", Help: "Budget alerts fired, by threshold (percent).",
 		}, []string{"threshold"}),
-		spent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "hookwise_budget_spent_dollars", Help: "Spent in the current period of each budget, reservations included.",
-		}, []string{"scope", "period"}),
-		limit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "hookwise_budget_limit_dollars", Help: "Each budget's limit.",
-		}, []string{"scope", "period"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.outcomes, m.calls, m.tokens, m.callTime, m.comments, m.skipped, m.cost, m.refusals, m.alerts, m.spent, m.limit)
+		reg.MustRegister(m.outcomes, m.calls, m.tokens, m.callTime, m.comments, m.skipped, m.cost, m.refusals, m.alerts)
 	}
 	return m
 }

@@ -35,6 +35,12 @@ type Limit struct {
 	Micros     int64
 }
 
+// Kind is "day" or "month": the first word of Period.
+func (l Limit) Kind() string {
+	kind, _, _ := strings.Cut(l.Period, " ")
+	return kind
+}
+
 // OverBudget is the refusal of a call whose estimate would take Limit past
 // its amount.
 type OverBudget struct {

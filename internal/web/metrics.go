@@ -6,9 +6,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river/rivertype"
+
+	"github.com/hookwise/hookwise/internal/cost"
+	"github.com/hookwise/hookwise/internal/store"
 )
 
-// jobsTimeout bounds the job count query of one scrape.
+// jobsTimeout bounds the database queries of one scrape.
 const jobsTimeout = 5 * time.Second
 
 var jobsDesc = prometheus.NewDesc("hookwise_jobs",
@@ -43,5 +46,53 @@ func (c jobsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for st, n := range counts {
 		ch <- prometheus.MustNewConstMetric(jobsDesc, prometheus.GaugeValue, float64(n), st)
+	}
+}
+
+var (
+	budgetSpentDesc = prometheus.NewDesc("hookwise_budget_spent_dollars",
+		"Spent in the current period of each budget, reservations included, read from the ledger at scrape time.",
+		[]string{"scope", "period"}, nil)
+	budgetLimitDesc = prometheus.NewDesc("hookwise_budget_limit_dollars",
+		"Each budget's limit.", []string{"scope", "period"}, nil)
+)
+
+// Spender reports what a budget's scope has spent in its period.
+type Spender interface {
+	Spent(ctx context.Context, l store.Limit) (int64, error)
+}
+
+// budgetCollector reports every configured budget's spending from the
+// ledger at each scrape: the same on every instance, and back to zero as
+// soon as a period resets, not at the next call.
+type budgetCollector struct {
+	spender Spender
+	budgets cost.Budgets
+	now     func() time.Time
+}
+
+// BudgetCollector returns a collector of hookwise_budget_spent_dollars and
+// hookwise_budget_limit_dollars{scope,period} for every budget configured,
+// in the periods that hold now().
+func BudgetCollector(s Spender, b cost.Budgets, now func() time.Time) prometheus.Collector {
+	return budgetCollector{spender: s, budgets: b, now: now}
+}
+
+func (c budgetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- budgetSpentDesc
+	ch <- budgetLimitDesc
+}
+
+func (c budgetCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), jobsTimeout)
+	defer cancel()
+	for _, l := range c.budgets.All(c.now()) {
+		ch <- prometheus.MustNewConstMetric(budgetLimitDesc, prometheus.GaugeValue, float64(l.Micros)/1e6, l.Scope, l.Kind())
+		spent, err := c.spender.Spent(ctx, l)
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(budgetSpentDesc, err)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(budgetSpentDesc, prometheus.GaugeValue, float64(spent)/1e6, l.Scope, l.Kind())
 	}
 }

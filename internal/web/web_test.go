@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/hookwise/hookwise/internal/config"
+	"github.com/hookwise/hookwise/internal/cost"
 	"github.com/hookwise/hookwise/internal/queue"
 	"github.com/hookwise/hookwise/internal/store"
 	"github.com/hookwise/hookwise/internal/web"
@@ -793,5 +795,60 @@ func TestCosts(t *testing.T) {
 
 	if w := f.do(t, "GET", "/api/v1/costs", ""); w.Code != http.StatusUnauthorized {
 		t.Errorf("GET /api/v1/costs without a token = %d, want 401", w.Code)
+	}
+}
+
+// The budget gauges come from the ledger at each scrape: what a scope
+// spent in the period that holds now, every configured budget listed, and
+// zero once the period has reset, whether or not a call was made since.
+func TestMetricsBudgets(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id, err := st.Reserve(ctx, store.UsageCall{Repo: "octo/a", Owner: "octo", Event: "issues.opened", Kind: "issue",
+		Model: "claude-test", EstimateMicros: 90_000}, nil, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Settle(ctx, id, store.Settlement{Model: "claude-test", Outcome: "ok", Input: 1000, Micros: 250_000}); err != nil {
+		t.Fatal(err)
+	}
+	budgets := cost.NewBudgets(config.BudgetConfig{Daily: 2, Scopes: []config.BudgetScope{{Match: "repo:octo/b", Daily: 1}}})
+	scrape := func(now time.Time) string {
+		t.Helper()
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(web.BudgetCollector(st, budgets, func() time.Time { return now }))
+		w := httptest.NewRecorder()
+		web.NewHandler(web.Options{Gatherer: reg}).ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+		return w.Body.String()
+	}
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		want []string
+	}{
+		{"today", time.Now(), []string{
+			`hookwise_budget_spent_dollars{period="day",scope="global"} 0.25`,
+			`hookwise_budget_limit_dollars{period="day",scope="global"} 2`,
+			`hookwise_budget_spent_dollars{period="day",scope="repo:octo/b"} 0`,
+			`hookwise_budget_limit_dollars{period="day",scope="repo:octo/b"} 1`,
+		}},
+		{"tomorrow", time.Now().AddDate(0, 0, 1), []string{
+			`hookwise_budget_spent_dollars{period="day",scope="global"} 0`,
+		}},
+	} {
+		body := scrape(tc.now)
+		for _, want := range tc.want {
+			if !strings.Contains(body, want) {
+				t.Errorf("GET /metrics %s = %s, want it to contain %s", tc.name, body, want)
+			}
+		}
 	}
 }
