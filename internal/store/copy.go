@@ -21,11 +21,6 @@ import (
 // rare (GitHub redelivers what failed), so most batches take the fast way.
 func (s *Store) copyDeliveries(ctx context.Context, ds []Delivery) ([]bool, error) {
 	buf := copyBuffers.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= maxPooledCopy {
-			copyBuffers.Put(buf)
-		}
-	}()
 	encodeDeliveries(buf, ds, s.millis())
 
 	conn, err := s.DB.Conn(ctx)
@@ -39,6 +34,12 @@ func (s *Store) copyDeliveries(ctx context.Context, ds []Delivery) ([]bool, erro
 		return err
 	})
 	if err == nil {
+		// Reused only after a COPY that succeeded: when the connection
+		// breaks, pgconn returns before the goroutine that sends the
+		// buffer has stopped reading it.
+		if buf.Cap() <= maxPooledCopy {
+			copyBuffers.Put(buf)
+		}
 		out := make([]bool, len(ds))
 		for i := range out {
 			out[i] = true
