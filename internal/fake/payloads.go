@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/hookwise/hookwise/internal/webhook"
 )
@@ -61,6 +62,15 @@ type IssueSnapshot struct {
 	Labels    []string
 	Assignees []string
 	Comments  int // how many comments it has
+	// UpdatedAt is the issue's updated_at; zero: 2026-11-29T10:00:00Z,
+	// its created_at.
+	UpdatedAt time.Time
+}
+
+// IssueSnapshotEvent is an `issues` payload of action on is, sent by
+// sender.
+func IssueSnapshotEvent(action, repo string, is IssueSnapshot, sender string) []byte {
+	return must(issuePayload(action, repo, is, sender))
 }
 
 // issueObject is the "issue" object of `issues` and `issue_comment`
@@ -86,13 +96,17 @@ func issueObject(repo string, is IssueSnapshot) map[string]any {
 	if state == "closed" {
 		closedAt = "2026-11-29T10:30:00Z"
 	}
+	updatedAt := "2026-11-29T10:00:00Z"
+	if !is.UpdatedAt.IsZero() {
+		updatedAt = is.UpdatedAt.UTC().Format(time.RFC3339)
+	}
 	return map[string]any{
 		"url":      fmt.Sprintf("https://api.github.com/repos/%s/issues/%d", repo, is.Number),
 		"html_url": fmt.Sprintf("https://github.com/%s/issues/%d", repo, is.Number),
 		"number":   is.Number, "title": is.Title, "body": is.Body, "state": state, "locked": false,
 		"user": userJSON(is.Author, senderType(is.Author)), "labels": labels,
 		"assignee": assignee, "assignees": assignees, "comments": is.Comments,
-		"created_at": "2026-11-29T10:00:00Z", "updated_at": "2026-11-29T10:00:00Z", "closed_at": closedAt,
+		"created_at": "2026-11-29T10:00:00Z", "updated_at": updatedAt, "closed_at": closedAt,
 		"author_association": "NONE",
 	}
 }

@@ -157,7 +157,8 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 
 	// Coalesce: only the newest delivery of a thread is analysed, once the
 	// thread has been quiet for a while; the others end here.
-	st, err := p.store.NoteThread(ctx, thread, d.ID, d.ReceivedAt)
+	updated := threadUpdated(d)
+	st, err := p.store.NoteThread(ctx, thread, d.ID, d.ReceivedAt, updated)
 	if err != nil {
 		return err
 	}
@@ -168,7 +169,7 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 			}
 			return busyError{why: "a newer event on " + thread + " is not planned yet", wait: time.Second}
 		}
-		if st.LatestDelivery > d.ID {
+		if st.LatestDelivery != d.ID {
 			return p.skip(ctx, d, skipf("coalesced", "delivery %d is newer on %s and is analysed instead", st.LatestDelivery, thread), log)
 		}
 		if wait := st.LatestAt.Add(t.settings.QuietPeriod).Sub(p.now()); wait > 0 {
@@ -200,7 +201,7 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 		if err != nil {
 			return err
 		}
-		if st.AnalysedDelivery > d.ID {
+		if store.Newer(st.AnalysedUpdated, st.AnalysedDelivery, updated, d.ID) {
 			return p.skip(ctx, d, skipf("coalesced", "delivery %d's newer analysis of %s is posted", st.AnalysedDelivery, thread), log)
 		}
 	} else if sk, err := p.repeat(ctx, d, t); sk != nil || err != nil {
@@ -225,7 +226,7 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 	if err != nil {
 		return err
 	}
-	if err := p.store.MarkAnalysed(ctx, thread, d.ID, t.seen); err != nil {
+	if err := p.store.MarkAnalysed(ctx, thread, d.ID, updated, t.seen); err != nil {
 		return err
 	}
 	summary, err := p.act(ctx, d, t, a)
@@ -248,6 +249,21 @@ func (p *Pipeline) skip(ctx context.Context, d store.Delivery, sk *skip, log *sl
 func (p *Pipeline) storedAnalysis(ctx context.Context, id int64) (store.Analysis, bool) {
 	a, err := p.store.Analysis(ctx, id)
 	return a, err == nil
+}
+
+// threadUpdated is when GitHub last updated the thread's object as d's
+// payload shows it (the issue's, pull request's or workflow run's
+// updated_at), or when d was received where the payload does not say. It
+// orders a thread's deliveries (see store.Newer).
+func threadUpdated(d store.Delivery) time.Time {
+	for _, path := range []string{"issue.updated_at", "pull_request.updated_at", "workflow_run.updated_at"} {
+		if v := gjson.GetBytes(d.Payload, path); v.Exists() {
+			if at, err := time.Parse(time.RFC3339, v.String()); err == nil {
+				return at
+			}
+		}
+	}
+	return d.ReceivedAt
 }
 
 // newerUnplanned reports whether a newer delivery of t's thread is stored
@@ -284,7 +300,7 @@ func (p *Pipeline) repeat(ctx context.Context, d store.Delivery, t *task) (*skip
 	if err != nil {
 		return nil, err
 	}
-	if st.LatestDelivery > d.ID {
+	if st.LatestDelivery != d.ID {
 		return skipf("coalesced", "delivery %d is newer on %s and is analysed instead", st.LatestDelivery, t.thread()), nil
 	}
 	if st.AnalysedDelivery == 0 || st.AnalysedDelivery == d.ID {

@@ -317,3 +317,36 @@ func TestLostAnswerIsChargedItsEstimate(t *testing.T) {
 		t.Errorf("ledger after the retry = %+v, want the lost call at its estimate, then the answered one at its cost, no more", rows)
 	}
 }
+
+// A redelivery of an old event — the sweep's, after an outage — arrives
+// after a newer state of its thread was analysed. It has the newest id but
+// the thread as it was: it is coalesced, and the posted analysis stays
+// that of the newest state.
+func TestRedeliveredOldEventDoesNotOverwriteNewerState(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, config.Default(), nil)
+	t0 := time.Date(2026, 11, 29, 9, 0, 0, 0, time.UTC)
+	issue := func(at time.Time, body string) []byte {
+		return fake.IssueSnapshotEvent("edited", repo, fake.IssueSnapshot{Number: 5, Title: "Exports drop rows", Body: body,
+			Author: "alice", UpdatedAt: at}, "alice")
+	}
+	const (
+		first  = "CSV export drops the last row when the table has exactly 100 rows."
+		middle = "CSV export drops the last row when the table has exactly 100 rows. Also at 200, on 3.2 and 3.3."
+		newest = "Every export (CSV, JSON, XLSX) drops the last row of each 100-row page since 3.2; the streaming writer misses the final flush."
+	)
+	opened := fake.IssueSnapshotEvent("opened", repo, fake.IssueSnapshot{Number: 5, Title: "Exports drop rows", Body: first,
+		Author: "alice", UpdatedAt: t0}, "alice")
+	h.wantStatus(t, h.process(t, "issues", opened), store.StatusDone)
+	h.wantStatus(t, h.process(t, "issues", issue(t0.Add(2*time.Minute), newest)), store.StatusDone)
+
+	late := h.process(t, "issues", issue(t0.Add(time.Minute), middle))
+	if d := h.wantStatus(t, late, store.StatusSkipped); !strings.HasPrefix(d.Reason, "coalesced: ") {
+		t.Errorf("the redelivered older edit's reason = %q, want coalesced", d.Reason)
+	}
+	reqs := h.model.Requests()
+	if len(reqs) != 2 || !strings.Contains(reqs[1].Prompt, newest) {
+		t.Fatalf("model calls = %d, want 2, the last of the newest text", len(reqs))
+	}
+	h.onlyComment(t, 5)
+}

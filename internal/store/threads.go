@@ -9,28 +9,45 @@ import (
 	"time"
 )
 
-// ThreadState is what coalescing knows of one thread.
+// ThreadState is what coalescing knows of one thread. A thread's deliveries
+// are ordered by the updated_at their payloads show the thread's object
+// with, then by id (see Newer): a redelivery of an old event gets a new id
+// but keeps its old updated_at.
 type ThreadState struct {
 	Thread           string
 	LatestDelivery   int64     // the newest delivery planned for the thread
 	LatestAt         time.Time // when it was received
+	LatestUpdated    time.Time // the thread's updated_at in its payload
 	AnalysedDelivery int64     // the delivery whose analysis is the thread's latest; 0: none
+	AnalysedUpdated  time.Time // the thread's updated_at in that delivery's payload
 	AnalysedSubject  string    // what that analysis saw: a head commit, the issue's text
 	AnalysedAt       time.Time
 }
 
-// NoteThread records that delivery id, received at, was planned for an
-// analysis of thread, makes it the thread's latest delivery if it is the
-// newest, and returns the thread's state.
-func (s *Store) NoteThread(ctx context.Context, thread string, id int64, at time.Time) (ThreadState, error) {
+// Newer reports whether the delivery with id a, whose payload shows the
+// thread updated at aUpdated, holds a newer state of its thread than
+// delivery b.
+func Newer(aUpdated time.Time, a int64, bUpdated time.Time, b int64) bool {
+	am, bm := aUpdated.UnixMilli(), bUpdated.UnixMilli()
+	return am > bm || am == bm && a > b
+}
+
+// NoteThread records that delivery id, received at, whose payload shows
+// the thread updated at updated, was planned for an analysis of thread,
+// makes it the thread's latest delivery if it is the newest (see Newer),
+// and returns the thread's state.
+func (s *Store) NoteThread(ctx context.Context, thread string, id int64, at, updated time.Time) (ThreadState, error) {
 	var st ThreadState
 	err := s.Tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE hw_deliveries SET thread = ? WHERE id = ?`), thread, id); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hw_threads (thread, latest_delivery, latest_at) VALUES (?, ?, ?)
-			ON CONFLICT (thread) DO UPDATE SET latest_delivery = excluded.latest_delivery, latest_at = excluded.latest_at
-			WHERE excluded.latest_delivery > hw_threads.latest_delivery`), thread, id, at.UnixMilli()); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hw_threads (thread, latest_delivery, latest_at, latest_updated) VALUES (?, ?, ?, ?)
+			ON CONFLICT (thread) DO UPDATE SET latest_delivery = excluded.latest_delivery, latest_at = excluded.latest_at,
+				latest_updated = excluded.latest_updated
+			WHERE excluded.latest_updated > hw_threads.latest_updated
+				OR excluded.latest_updated = hw_threads.latest_updated AND excluded.latest_delivery > hw_threads.latest_delivery`),
+			thread, id, at.UnixMilli(), updated.UnixMilli()); err != nil {
 			return err
 		}
 		var err error
@@ -54,9 +71,10 @@ func (s *Store) Thread(ctx context.Context, thread string) (ThreadState, error) 
 
 func (s *Store) threadState(ctx context.Context, db dbtx, thread string) (ThreadState, error) {
 	st := ThreadState{Thread: thread}
-	var latest, analysed int64
-	err := db.QueryRowContext(ctx, s.q(`SELECT latest_delivery, latest_at, analysed_delivery, analysed_subject, analysed_at
-		FROM hw_threads WHERE thread = ?`), thread).Scan(&st.LatestDelivery, &latest, &st.AnalysedDelivery, &st.AnalysedSubject, &analysed)
+	var latest, latestUpdated, analysed, analysedUpdated int64
+	err := db.QueryRowContext(ctx, s.q(`SELECT latest_delivery, latest_at, latest_updated, analysed_delivery, analysed_updated,
+		analysed_subject, analysed_at FROM hw_threads WHERE thread = ?`), thread).Scan(&st.LatestDelivery, &latest, &latestUpdated,
+		&st.AnalysedDelivery, &analysedUpdated, &st.AnalysedSubject, &analysed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ThreadState{}, ErrNotFound
 	}
@@ -64,6 +82,7 @@ func (s *Store) threadState(ctx context.Context, db dbtx, thread string) (Thread
 		return ThreadState{}, err
 	}
 	st.LatestAt = time.UnixMilli(latest)
+	st.LatestUpdated, st.AnalysedUpdated = time.UnixMilli(latestUpdated), time.UnixMilli(analysedUpdated)
 	if analysed != 0 {
 		st.AnalysedAt = time.UnixMilli(analysed)
 	}
@@ -71,10 +90,12 @@ func (s *Store) threadState(ctx context.Context, db dbtx, thread string) (Thread
 }
 
 // MarkAnalysed records that delivery id's analysis, of subject, is now the
-// thread's latest, unless a newer delivery's analysis already is.
-func (s *Store) MarkAnalysed(ctx context.Context, thread string, id int64, subject string) error {
-	_, err := s.DB.ExecContext(ctx, s.q(`UPDATE hw_threads SET analysed_delivery = ?, analysed_subject = ?, analysed_at = ?
-		WHERE thread = ? AND analysed_delivery <= ?`), id, subject, s.millis(), thread, id)
+// thread's latest, unless a newer delivery's analysis already is (see
+// Newer; updated is the thread's updated_at in id's payload).
+func (s *Store) MarkAnalysed(ctx context.Context, thread string, id int64, updated time.Time, subject string) error {
+	_, err := s.DB.ExecContext(ctx, s.q(`UPDATE hw_threads SET analysed_delivery = ?, analysed_updated = ?, analysed_subject = ?, analysed_at = ?
+		WHERE thread = ? AND (analysed_updated < ? OR analysed_updated = ? AND analysed_delivery <= ?)`),
+		id, updated.UnixMilli(), subject, s.millis(), thread, updated.UnixMilli(), updated.UnixMilli(), id)
 	if err != nil {
 		return fmt.Errorf("mark thread %s analysed: %w", thread, err)
 	}

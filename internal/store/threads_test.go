@@ -30,7 +30,7 @@ func TestNoteThread(t *testing.T) {
 			wantLatest int
 		}{{1, 1}, {0, 1}, {2, 2}, {1, 2}}
 		for _, s := range steps {
-			got, err := st.NoteThread(ctx, thread, ids[s.note], at(s.note))
+			got, err := st.NoteThread(ctx, thread, ids[s.note], at(s.note), at(s.note))
 			if err != nil {
 				t.Fatalf("NoteThread(%d): %v", ids[s.note], err)
 			}
@@ -52,7 +52,37 @@ func TestNoteThread(t *testing.T) {
 		if err != nil || got.LatestDelivery != ids[2] {
 			t.Errorf("Thread(%s) = latest %d, %v; want %d", thread, got.LatestDelivery, err, ids[2])
 		}
+
+		// A redelivery of an old event comes last, with the newest id, but
+		// its payload shows the thread as it was: it is not the latest.
+		late := insert(t, st, d("one-redelivered"))[0]
+		got, err = st.NoteThread(ctx, thread, late, time.Now(), at(0))
+		if err != nil || got.LatestDelivery != ids[2] || !got.LatestUpdated.Equal(at(2)) {
+			t.Errorf("NoteThread(redelivery of an old event) = latest %d updated %v, %v; want %d updated %v",
+				got.LatestDelivery, got.LatestUpdated, err, ids[2], at(2))
+		}
 	})
+}
+
+func TestNewer(t *testing.T) {
+	t.Parallel()
+	t0 := time.UnixMilli(1_700_000_000_000)
+	for _, tc := range []struct {
+		aUpdated time.Time
+		a        int64
+		bUpdated time.Time
+		b        int64
+		want     bool
+	}{
+		{t0.Add(time.Second), 1, t0, 2, true},  // updated later, older id
+		{t0, 2, t0.Add(time.Second), 1, false}, // a redelivery: newer id, older state
+		{t0, 2, t0, 1, true},                   // the same second: the later delivery
+		{t0, 1, t0, 1, false},
+	} {
+		if got := store.Newer(tc.aUpdated, tc.a, tc.bUpdated, tc.b); got != tc.want {
+			t.Errorf("Newer(%v, %d, %v, %d) = %v, want %v", tc.aUpdated, tc.a, tc.bUpdated, tc.b, got, tc.want)
+		}
+	}
 }
 
 func TestMarkAnalysed(t *testing.T) {
@@ -60,11 +90,12 @@ func TestMarkAnalysed(t *testing.T) {
 	forEachStore(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
 		ids := insert(t, st, store.Delivery{HookID: "1", GUID: "a", Event: "pull_request", Repo: "acme/app", Payload: []byte(`{}`), ReceivedAt: time.Now()})
-		if _, err := st.NoteThread(ctx, "acme/app#3", ids[0], time.Now()); err != nil {
+		updated := time.UnixMilli(1_700_000_000_000)
+		if _, err := st.NoteThread(ctx, "acme/app#3", ids[0], time.Now(), updated); err != nil {
 			t.Fatal(err)
 		}
 		before := time.Now().Truncate(time.Millisecond)
-		if err := st.MarkAnalysed(ctx, "acme/app#3", ids[0], "head 1a2b3c"); err != nil {
+		if err := st.MarkAnalysed(ctx, "acme/app#3", ids[0], updated, "head 1a2b3c"); err != nil {
 			t.Fatalf("MarkAnalysed: %v", err)
 		}
 		after := time.Now()
@@ -81,8 +112,16 @@ func TestMarkAnalysed(t *testing.T) {
 		if got.LatestDelivery != ids[0] {
 			t.Errorf("Thread after MarkAnalysed LatestDelivery = %d, want %d (unchanged)", got.LatestDelivery, ids[0])
 		}
+		// An analysis of an older state (a redelivery: a newer id, an
+		// earlier updated_at) does not replace it.
+		if err := st.MarkAnalysed(ctx, "acme/app#3", ids[0]+100, updated.Add(-time.Minute), "head 0ld"); err != nil {
+			t.Fatalf("MarkAnalysed(older state): %v", err)
+		}
+		if got, err := st.Thread(ctx, "acme/app#3"); err != nil || got.AnalysedDelivery != ids[0] || got.AnalysedSubject != "head 1a2b3c" {
+			t.Errorf("Thread after marking an older state = analysed %d %q, %v; want %d %q", got.AnalysedDelivery, got.AnalysedSubject, err, ids[0], "head 1a2b3c")
+		}
 		// Marking a thread never noted changes nothing and creates nothing.
-		if err := st.MarkAnalysed(ctx, "acme/app#4", ids[0], "x"); err != nil {
+		if err := st.MarkAnalysed(ctx, "acme/app#4", ids[0], updated, "x"); err != nil {
 			t.Fatalf("MarkAnalysed(unknown thread): %v", err)
 		}
 		if _, err := st.Thread(ctx, "acme/app#4"); !errors.Is(err, store.ErrNotFound) {
@@ -158,7 +197,7 @@ func TestUnplanned(t *testing.T) {
 			store.Delivery{HookID: "1", GUID: "opened", Event: "issues", Action: "opened", Repo: "acme/app",
 				Payload: []byte(`{}`), ReceivedAt: time.Now()}, // 9: another action
 		)
-		if _, err := st.NoteThread(ctx, "acme/app#1", ids[6], time.Now()); err != nil {
+		if _, err := st.NoteThread(ctx, "acme/app#1", ids[6], time.Now(), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.SetDeliveryStatus(ctx, ids[7], store.StatusDone, "handled"); err != nil {
