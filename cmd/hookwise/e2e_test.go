@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -307,12 +308,29 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	}
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
 	env := []string{"HOOKWISE_LISTEN=" + addr, "HOOKWISE_DATABASE_URL=" + filepath.Join(dir, "db"), "HOOKWISE_CONFIG=",
 		"GITHUB_WEBHOOK_SECRET=x", "GITHUB_TOKEN=t", "ANTHROPIC_API_KEY=k", "GITHUB_API_URL=http://127.0.0.1:1/",
-		"ANTHROPIC_BASE_URL=http://127.0.0.1:1"}
+		"ANTHROPIC_BASE_URL=http://127.0.0.1:1", "HOOKWISE_METRICS_LISTEN=" + metricsAddr}
 	p := startServe(t, bin, env, filepath.Join(dir, "log"))
 	waitReady(t, addr)
+	// With metrics_listen, /metrics is served there and not on the
+	// webhook's port.
+	metrics := func(addr string) (int, string) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := metrics(metricsAddr); code != http.StatusOK || !strings.Contains(body, "hookwise_jobs{") {
+		t.Errorf("GET %s/metrics (metrics_listen) = %d %.200s, want 200 with hookwise_jobs", metricsAddr, code, body)
+	}
+	if code, _ := metrics(addr); code != http.StatusNotFound {
+		t.Errorf("GET %s/metrics (listen) = %d, want 404 when metrics_listen is set", addr, code)
+	}
 	// The container health check, which has no shell or curl to use.
 	healthcheck := func() (string, error) {
 		cmd := exec.Command(bin, "healthcheck")
@@ -338,6 +356,9 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + addr + "/healthz"); err == nil {
 		t.Error("GET /healthz answered after shutdown, want connection refused")
+	}
+	if code, _ := metrics(metricsAddr); code != 0 {
+		t.Errorf("GET /metrics on metrics_listen after shutdown = %d, want connection refused", code)
 	}
 	if out, err := healthcheck(); err == nil {
 		t.Errorf("hookwise healthcheck after shutdown = %q, exit 0; want a failure", out)

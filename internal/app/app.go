@@ -39,6 +39,7 @@ type App struct {
 	Queue   *queue.Queue
 	webhook *webhook.Handler
 	handler http.Handler
+	metrics http.Handler // GET /metrics on cfg.MetricsListen; nil: on the main listener
 	// stopWebhook ends the webhook's committers once, from Run or Close.
 	stopWebhook func()
 }
@@ -158,11 +159,16 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		ingest.Committers, ingest.DurableCommits = 2, true
 	}
 	wh := webhook.New(ingest)
-	handler := web.NewHandler(web.Options{
+	opts := web.Options{
 		Store: st, Queue: q, Webhook: wh, Gatherer: reg,
 		AdminToken: cfg.AdminToken.Value(), Logger: log,
-	})
-	return &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, handler: handler, stopWebhook: sync.OnceFunc(wh.Close)}, nil
+	}
+	var metrics http.Handler
+	if cfg.MetricsListen != "" {
+		opts.Gatherer, metrics = nil, web.MetricsHandler(reg, log)
+	}
+	return &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, handler: web.NewHandler(opts), metrics: metrics,
+		stopWebhook: sync.OnceFunc(wh.Close)}, nil
 }
 
 // newGitHub builds the GitHub client from the configuration.
@@ -223,18 +229,38 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	} else if n > 0 {
 		a.log.Info("rescued jobs left running by the previous process", "jobs", n)
 	}
+	var metricsLn net.Listener
+	if a.metrics != nil {
+		if metricsLn, err = net.Listen("tcp", a.cfg.MetricsListen); err != nil {
+			return fmt.Errorf("metrics_listen: %w", err)
+		}
+	}
 	if err := a.Queue.Start(ctx); err != nil {
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
 		return fmt.Errorf("start queue: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           a.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		IdleTimeout:       120 * time.Second,
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+		}
 	}
-	served := make(chan error, 1)
+	srv := newServer(a.handler)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
 	a.log.Info("hookwise serving", "addr", ln.Addr().String())
+	var metricsSrv *http.Server
+	if metricsLn != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", a.metrics)
+		metricsSrv = newServer(mux)
+		go func() { served <- metricsSrv.Serve(metricsLn) }()
+		a.log.Info("metrics serving", "addr", metricsLn.Addr().String())
+	}
 
 	var runErr error
 	select {
@@ -248,6 +274,11 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	a.log.Info("shutting down", "timeout", timeout.String())
 	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		a.log.Warn("http shutdown", "err", err)
+	}
+	if metricsSrv != nil {
+		if err := metricsSrv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Warn("metrics shutdown", "err", err)
+		}
 	}
 	a.stopWebhook()
 	// The queue gets its own timeout: the HTTP shutdown may have used up

@@ -28,8 +28,12 @@ import (
 
 // Config is the whole configuration of one hookwise process.
 type Config struct {
-	Listen      string `yaml:"listen"`
-	DatabaseURL string `yaml:"database_url"`
+	Listen string `yaml:"listen"`
+	// MetricsListen, when set, serves GET /metrics on this address instead
+	// of on Listen (which then answers 404 there): the webhook port can face
+	// the internet while metrics stay on an internal one.
+	MetricsListen string `yaml:"metrics_listen"`
+	DatabaseURL   string `yaml:"database_url"`
 	// DatabaseMaxConnections caps each instance's PostgreSQL connections;
 	// the fleet's total must stay under the server's max_connections.
 	DatabaseMaxConnections int             `yaml:"database_max_connections"`
@@ -500,6 +504,7 @@ func (c *Config) applyEnv(env map[string]string) error {
 	}
 
 	str("HOOKWISE_LISTEN", &c.Listen)
+	str("HOOKWISE_METRICS_LISTEN", &c.MetricsListen)
 	str("HOOKWISE_DATABASE_URL", &c.DatabaseURL)
 	integer("HOOKWISE_DATABASE_MAX_CONNECTIONS", func(n int64) { c.DatabaseMaxConnections = int(n) })
 	secret("HOOKWISE_ADMIN_TOKEN", &c.AdminToken)
@@ -608,6 +613,13 @@ func (c Config) Validate() error {
 
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "want host:port (e.g. \":8080\"), got %q", c.Listen)
+	}
+	if c.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			bad("metrics_listen", "want host:port (e.g. \":9090\") or nothing, got %q", c.MetricsListen)
+		} else if c.MetricsListen == c.Listen {
+			bad("metrics_listen", "must differ from listen (%q): leave it empty to serve /metrics there", c.Listen)
+		}
 	}
 	if c.DatabaseURL == "" {
 		bad("database_url", "must not be empty")

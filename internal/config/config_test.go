@@ -330,6 +330,8 @@ func TestValidate(t *testing.T) {
 		want   string
 	}{
 		{"listen", func(c *Config) { c.Listen = "8080" }, `listen: want host:port (e.g. ":8080"), got "8080"`},
+		{"metrics_listen", func(c *Config) { c.MetricsListen = "9090" }, `metrics_listen: want host:port (e.g. ":9090") or nothing, got "9090"`},
+		{"metrics_listen same as listen", func(c *Config) { c.MetricsListen = ":8080" }, `metrics_listen: must differ from listen (":8080")`},
 		{"database_url empty", func(c *Config) { c.DatabaseURL = "" }, "database_url: must not be empty"},
 		{"log_format", func(c *Config) { c.LogFormat = "xml" }, `log_format: want "json", "text" or "" (auto), got "xml"`},
 		{"empty webhook secret", func(c *Config) { c.GitHub.WebhookSecrets = []Secret{"a", ""} }, "github.webhook_secrets[1]: must not be empty"},

@@ -79,6 +79,18 @@ type server struct {
 	tokenSum []byte
 }
 
+// MetricsHandler serves g's metrics in the Prometheus format, logging
+// collector errors to log.
+func MetricsHandler(g prometheus.Gatherer, log *slog.Logger) http.Handler {
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
+		// One failing collector (say, job counts while the database is
+		// down) must not hide every other metric, and collector errors
+		// belong in the log, not in the scrape body.
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	})
+}
+
 // NewHandler returns the HTTP surface: /healthz, /readyz, /metrics, the
 // webhook paths and the admin API.
 func NewHandler(opts Options) http.Handler {
@@ -97,13 +109,7 @@ func NewHandler(opts Options) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if opts.Gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
-			// One failing collector (say, job counts while the database is
-			// down) must not hide every other metric, and collector errors
-			// belong in the log, not in the scrape body.
-			ErrorHandling: promhttp.ContinueOnError,
-			ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		}))
+		mux.Handle("GET /metrics", MetricsHandler(opts.Gatherer, s.log))
 	}
 	if opts.Webhook != nil {
 		mux.Handle("POST /webhook", opts.Webhook)
