@@ -254,8 +254,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if code >= 500 {
 			outcome = "unavailable"
 		}
+		// Behind a proxy the peer is the proxy: forwarded_for is what it
+		// (or whoever came before it) says, unverified.
 		h.log.Info("webhook rejected", "status", code, "event", event,
-			"delivery", r.Header.Get("X-GitHub-Delivery"), "remote", r.RemoteAddr, "err", err)
+			"delivery", r.Header.Get("X-GitHub-Delivery"), "remote", r.RemoteAddr,
+			"forwarded_for", r.Header.Get("X-Forwarded-For"), "err", err)
 		msg := err.Error()
 		if code >= 500 {
 			msg = "store unavailable, try again"

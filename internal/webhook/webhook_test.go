@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -570,4 +571,42 @@ func eventually(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("not within 10s: %s", what)
 		}
 	}
+}
+
+// A rejection is logged with the peer and, behind a proxy, the client the
+// proxy names, so that an operator can tell who sends bad deliveries.
+func TestRejectionLogNamesForwardedClient(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	e := newHandlerTuned(t, filepath.Join(t.TempDir(), "hookwise.db"), nil, func(o *webhook.Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	req := signedRequest(t, e.srv.URL+"/webhook", "issues", "fwd-1", "1", "application/json", []byte(`{"action":"opened"}`))
+	req.Header.Set("X-Hub-Signature-256", "sha256=00")
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	if got := do(t, e.srv.Client(), req); got != http.StatusUnauthorized {
+		t.Fatalf("bad signature = %d, want 401", got)
+	}
+	if out := logs.String(); !strings.Contains(out, `"forwarded_for":"203.0.113.7"`) || !strings.Contains(out, `"remote":"127.0.0.1:`) {
+		t.Errorf("log = %s, want the peer and forwarded_for 203.0.113.7", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's writes and a test's
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
