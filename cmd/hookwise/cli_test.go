@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"github.com/hookwise/hookwise/internal/logtest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,14 +43,14 @@ func TestDeliveriesAndReplayCommands(t *testing.T) {
 	}
 	st.Close()
 
-	var out, errOut syncBuffer
+	var out, errOut logtest.Buffer
 	if err := run([]string{"deliveries", "list"}, &out, &errOut); err != nil {
 		t.Fatalf("deliveries list: %v", err)
 	}
 	if !strings.Contains(out.String(), "guid-cli-1") || !strings.Contains(out.String(), "issues.opened") {
 		t.Errorf("deliveries list output lacks the delivery:\n%s", out.String())
 	}
-	out = syncBuffer{}
+	out = logtest.Buffer{}
 	if err := run([]string{"deliveries", "show", "guid-cli-1"}, &out, &errOut); err != nil {
 		t.Fatalf("deliveries show: %v", err)
 	}
@@ -62,7 +63,7 @@ func TestDeliveriesAndReplayCommands(t *testing.T) {
 	if err := run([]string{"deliveries", "show", "no-such"}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("deliveries show no-such = %v, want a not found error", err)
 	}
-	out = syncBuffer{}
+	out = logtest.Buffer{}
 	if err := run([]string{"replay", "guid-cli-1"}, &out, &errOut); err != nil {
 		t.Fatalf("replay: %v", err)
 	}
@@ -90,7 +91,7 @@ func TestCheckConfigRedactsSecrets(t *testing.T) {
 	t.Setenv("GITHUB_TOKEN", "ghp_supersecrettoken")
 	t.Setenv("ANTHROPIC_API_KEY", "sk-ant-secretkey")
 	t.Setenv("HOOKWISE_ADMIN_TOKEN", "admin-secret")
-	var out, errOut syncBuffer
+	var out, errOut logtest.Buffer
 	if err := run([]string{"check-config"}, &out, &errOut); err != nil {
 		t.Fatalf("check-config: %v", err)
 	}

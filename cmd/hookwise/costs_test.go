@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/hookwise/hookwise/internal/logtest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -104,7 +105,7 @@ func TestCostsCommand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			var out, errOut syncBuffer
+			var out, errOut logtest.Buffer
 			if err := run(append([]string{"costs"}, tt.args...), &out, &errOut); err != nil {
 				t.Fatalf("costs %v: %v\n%s", tt.args, err, errOut.String())
 			}
@@ -134,7 +135,7 @@ func TestCostsCommandBadFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			var out, errOut syncBuffer
+			var out, errOut logtest.Buffer
 			err := run(append([]string{"costs"}, tt.args...), &out, &errOut)
 			if err == nil {
 				t.Fatalf("costs %v = nil error, want one", tt.args)

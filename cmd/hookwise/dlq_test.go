@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/hookwise/hookwise/internal/logtest"
 	"net/http"
 	"strings"
 	"testing"
@@ -54,14 +55,14 @@ func TestPermanentErrorToDeadLetterAndBack(t *testing.T) {
 			}
 			waitStatus(t, db, "dead-1", store.StatusFailed)
 
-			var out, errOut syncBuffer
+			var out, errOut logtest.Buffer
 			if err := run([]string{"dlq", "list"}, &out, &errOut); err != nil || !strings.Contains(out.String(), "dead-1") {
 				t.Errorf("dlq list = %v:\n%s\nwant it to list dead-1", err, out.String())
 			}
 			// River records the job's end just after the delivery's status.
 			var show string
 			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-				out = syncBuffer{}
+				out = logtest.Buffer{}
 				if err := run([]string{"dlq", "show", "dead-1"}, &out, &errOut); err != nil {
 					t.Fatalf("dlq show: %v", err)
 				}
@@ -79,7 +80,7 @@ func TestPermanentErrorToDeadLetterAndBack(t *testing.T) {
 			}
 
 			tt.fix(github, model)
-			out = syncBuffer{}
+			out = logtest.Buffer{}
 			if err := run([]string{"dlq", "retry", "dead-1"}, &out, &errOut); err != nil {
 				t.Fatalf("dlq retry: %v", err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/hookwise/hookwise/internal/logtest"
 	"io"
 	"net"
 	"net/http"
@@ -283,18 +284,18 @@ func fetchStats(t *testing.T, addr string) (s struct {
 
 // TestDemo runs `hookwise demo` as a newcomer would and checks its table.
 func TestDemo(t *testing.T) {
-	var out, errOut syncBuffer
+	var out, errOut logtest.Buffer
 	if err := run([]string{"demo"}, &out, &errOut); err != nil {
 		t.Fatalf("demo: %v\n%s", err, errOut.String())
 	}
 	for _, want := range []string{"demo-1", "duplicate: ignored", "analysed", "sent by a bot", "not failure", "star.created has no handler", "coalesced", "low_content"} {
-		if !contains(out.String(), want) {
+		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
 	}
 	// A newcomer's first run shows no warnings or errors.
 	for _, bad := range []string{"level=WARN", "level=ERROR"} {
-		if contains(out.String()+errOut.String(), bad) {
+		if strings.Contains(out.String()+errOut.String(), bad) {
 			t.Errorf("demo logged %s:\n%s%s", bad, errOut.String(), out.String())
 		}
 	}
@@ -366,7 +367,7 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	var out, errOut syncBuffer
+	var out, errOut logtest.Buffer
 	if err := run([]string{"version"}, &out, &errOut); err != nil {
 		t.Fatalf("version: %v\n%s", err, errOut.String())
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/hookwise/hookwise/internal/logtest"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -69,7 +70,7 @@ func TestRedeliverRecoversMissedDeliveries(t *testing.T) {
 		}
 	})
 
-	var out, errOut syncBuffer
+	var out, errOut logtest.Buffer
 	if err := run([]string{"redeliver", "--since", "24h", "--dry-run"}, &out, &errOut); err != nil {
 		t.Fatalf("redeliver --dry-run: %v\n%s", err, out.String())
 	}
@@ -82,7 +83,7 @@ func TestRedeliverRecoversMissedDeliveries(t *testing.T) {
 		}
 	}
 
-	out = syncBuffer{}
+	out = logtest.Buffer{}
 	if err := run([]string{"redeliver", "--since", "24h"}, &out, &errOut); err != nil {
 		t.Fatalf("redeliver: %v\n%s", err, out.String())
 	}
@@ -93,7 +94,7 @@ func TestRedeliverRecoversMissedDeliveries(t *testing.T) {
 		waitStatus(t, db, issue(i).GUID, store.StatusDone)
 	}
 	// A second run finds nothing left to ask for.
-	out = syncBuffer{}
+	out = logtest.Buffer{}
 	if err := run([]string{"redeliver", "--since", "24h"}, &out, &errOut); err != nil {
 		t.Fatalf("second redeliver: %v\n%s", err, out.String())
 	}

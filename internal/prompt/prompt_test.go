@@ -1,7 +1,7 @@
 package prompt
 
 import (
-	"bytes"
+	"github.com/hookwise/hookwise/internal/logtest"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -68,33 +68,15 @@ func samples() map[string]any {
 	}
 }
 
-func newSet(t *testing.T, dir string) (*Set, *syncBuffer) {
+func newSet(t *testing.T, dir string) (*Set, *logtest.Buffer) {
 	t.Helper()
-	logs := new(syncBuffer)
+	logs := new(logtest.Buffer)
 	s, err := New(dir, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatalf("New(%q) error = %v", dir, err)
 	}
 	s.checkEvery = 0
 	return s, logs
-}
-
-// syncBuffer lets the logger write while a test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func render(t *testing.T, s *Set, name string, data any) string {

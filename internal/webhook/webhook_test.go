@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hookwise/hookwise/internal/logtest"
 	"io"
 	"log/slog"
 	"net"
@@ -577,7 +578,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // proxy names, so that an operator can tell who sends bad deliveries.
 func TestRejectionLogNamesForwardedClient(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs logtest.Buffer
 	e := newHandlerTuned(t, filepath.Join(t.TempDir(), "hookwise.db"), nil, func(o *webhook.Options) {
 		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	})
@@ -590,23 +591,4 @@ func TestRejectionLogNamesForwardedClient(t *testing.T) {
 	if out := logs.String(); !strings.Contains(out, `"forwarded_for":"203.0.113.7"`) || !strings.Contains(out, `"remote":"127.0.0.1:`) {
 		t.Errorf("log = %s, want the peer and forwarded_for 203.0.113.7", out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's writes and a test's
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
