@@ -14,6 +14,8 @@
 #               retry past a dead replica, /metrics hidden, admin token)
 #   prometheus  promtool check config / check rules / test rules; every
 #               metric the alerts name exists in the Go code
+#   grafana     the dashboard's JSON, datasource and queries (parsed by
+#               promtool); every metric it names exists in the Go code
 #   k8s         each manifest decoded strictly into the Kubernetes API types,
 #               with cross-reference checks; kubectl kustomize
 #   docker      docker build, only where a Docker engine runs
@@ -962,6 +964,56 @@ if [ -z "$missing" ]; then
 	pass "every metric alerts.yml names is defined in the Go code"
 else
 	fail "alerts.yml names metrics the Go code does not define:$missing"
+fi
+
+# ---------------------------------------------------------------------------
+echo "== grafana"
+dashboard="$deploy/grafana/dashboards/hookwise.json"
+missing=""
+for metric in $(grep -o 'hookwise_[a-z_]*[a-z]' "$dashboard" | sort -u); do
+	base="${metric%_bucket}"
+	grep -rqF "\"$base\"" --include='*.go' "$src/internal" "$src/cmd" || missing+=" $metric"
+done
+if [ -z "$missing" ]; then
+	pass "every metric the Grafana dashboard names is defined in the Go code"
+else
+	fail "the Grafana dashboard names metrics the Go code does not define:$missing"
+fi
+# The dashboard's queries as recording rules, which promtool parses: a
+# PromQL mistake fails here rather than as an empty panel.
+dashboard_rules() {
+	python3 - "$dashboard" "$deploy/grafana/provisioning/datasources/prometheus.yaml" "$tmp/dashboard-rules.yml" <<'PY'
+import json, re, sys
+dash = json.load(open(sys.argv[1]))
+uid = re.search(r"^\s*uid:\s*(\S+)", open(sys.argv[2]).read(), re.M).group(1)
+problems, rules = [], []
+if dash.get("uid") != "hookwise":
+    problems.append("dashboard uid is %r, want 'hookwise'" % dash.get("uid"))
+for p in dash["panels"]:
+    if p.get("datasource", {}).get("uid") != uid:
+        problems.append("panel %r: datasource uid is not the provisioned %r" % (p["title"], uid))
+    if not p.get("targets"):
+        problems.append("panel %r has no query" % p["title"])
+    for t in p.get("targets", []):
+        rules.append(t["expr"])
+with open(sys.argv[3], "w") as f:
+    f.write("groups:\n  - name: dashboard\n    rules:\n")
+    for i, e in enumerate(rules):
+        f.write("      - record: dashboard:query_%d\n        expr: %s\n" % (i, json.dumps(e)))
+for m in problems:
+    print(m)
+sys.exit(1 if problems else 0)
+PY
+}
+if have python3; then
+	run "Grafana dashboard: JSON, uid, every panel on the provisioned datasource with a query" dashboard_rules
+	if have promtool && [ -s "$tmp/dashboard-rules.yml" ]; then
+		run "promtool parses every query of the Grafana dashboard" promtool check rules "$tmp/dashboard-rules.yml"
+	else
+		skip "the dashboard's queries are not parsed (no promtool)"
+	fi
+else
+	skip "Grafana dashboard checks (no python3)"
 fi
 
 # ---------------------------------------------------------------------------
