@@ -242,6 +242,21 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("migrate %s: %w", f.name, err)
 		}
 	}
+	return s.checkNotNewer(ctx, files)
+}
+
+// checkNotNewer refuses a database that a newer hookwise has migrated past
+// what this one knows: its rows may be written in ways this one cannot
+// read (compressed payloads, new columns it would not maintain), and after
+// a rollback it would handle them wrongly rather than fail.
+func (s *Store) checkNotNewer(ctx context.Context, files []migration) error {
+	var newest int
+	if err := s.DB.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM hw_schema_migrations`).Scan(&newest); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if known := files[len(files)-1].version; newest > known {
+		return fmt.Errorf("database: schema version %d is newer than this hookwise knows (%d): run a hookwise at least as new as the one that migrated it", newest, known)
+	}
 	return nil
 }
 
@@ -286,6 +301,9 @@ func (s *Store) Ready(ctx context.Context) error {
 	}
 	if applied < len(files) {
 		return fmt.Errorf("database: %d of %d migrations applied", applied, len(files))
+	}
+	if err := s.checkNotNewer(ctx, files); err != nil {
+		return err
 	}
 	// Reading is not enough: a full disk or a read-only file still answers
 	// queries. Only a synced commit shows that a 202 could be given.

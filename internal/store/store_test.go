@@ -151,6 +151,24 @@ func TestReadyNeedsMigrations(t *testing.T) {
 	})
 }
 
+// A database a newer hookwise migrated is refused, at start and by the
+// readiness check: an older hookwise would misread what the newer one
+// writes (after a rollback, say).
+func TestNewerSchemaRefused(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		if _, err := st.DB.ExecContext(ctx, `INSERT INTO hw_schema_migrations (version, applied_at) VALUES (999, 0)`); err != nil {
+			t.Fatal(err)
+		}
+		for name, check := range map[string]func(context.Context) error{"Migrate": st.Migrate, "Ready": st.Ready} {
+			if err := check(ctx); err == nil || !strings.Contains(err.Error(), "schema version 999 is newer than this hookwise knows") {
+				t.Errorf("%s on a schema migrated by a newer hookwise = %v, want it refused", name, err)
+			}
+		}
+	})
+}
+
 // TestOpenCreatesDirectory is SQLite-only: only a SQLite URL is a file path.
 func TestOpenCreatesDirectory(t *testing.T) {
 	t.Parallel()

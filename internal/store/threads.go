@@ -26,10 +26,22 @@ type ThreadState struct {
 
 // Newer reports whether the delivery with id a, whose payload shows the
 // thread updated at aUpdated, holds a newer state of its thread than
-// delivery b.
+// delivery b. An updated_at of 0 is unknown (a thread noted before
+// migration 008): the ids decide then, as they did before it.
 func Newer(aUpdated time.Time, a int64, bUpdated time.Time, b int64) bool {
 	am, bm := aUpdated.UnixMilli(), bUpdated.UnixMilli()
+	if am == 0 || bm == 0 {
+		return a > b
+	}
 	return am > bm || am == bm && a > b
+}
+
+// newerSQL is Newer in SQL: whether the delivery id, updated (the
+// columns, parameters or excluded values named) is newer than the thread's
+// stored one.
+func newerSQL(id, updated, storedID, storedUpdated string) string {
+	return `(CASE WHEN ` + updated + ` = 0 OR ` + storedUpdated + ` = 0 THEN ` + id + ` > ` + storedID +
+		` ELSE ` + updated + ` > ` + storedUpdated + ` OR ` + updated + ` = ` + storedUpdated + ` AND ` + id + ` > ` + storedID + ` END)`
 }
 
 // NoteThread records that delivery id, received at, whose payload shows
@@ -45,8 +57,7 @@ func (s *Store) NoteThread(ctx context.Context, thread string, id int64, at, upd
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hw_threads (thread, latest_delivery, latest_at, latest_updated) VALUES (?, ?, ?, ?)
 			ON CONFLICT (thread) DO UPDATE SET latest_delivery = excluded.latest_delivery, latest_at = excluded.latest_at,
 				latest_updated = excluded.latest_updated
-			WHERE excluded.latest_updated > hw_threads.latest_updated
-				OR excluded.latest_updated = hw_threads.latest_updated AND excluded.latest_delivery > hw_threads.latest_delivery`),
+			WHERE `+newerSQL("excluded.latest_delivery", "excluded.latest_updated", "hw_threads.latest_delivery", "hw_threads.latest_updated")),
 			thread, id, at.UnixMilli(), updated.UnixMilli()); err != nil {
 			return err
 		}
@@ -93,9 +104,13 @@ func (s *Store) threadState(ctx context.Context, db dbtx, thread string) (Thread
 // thread's latest, unless a newer delivery's analysis already is (see
 // Newer; updated is the thread's updated_at in id's payload).
 func (s *Store) MarkAnalysed(ctx context.Context, thread string, id int64, updated time.Time, subject string) error {
+	// The same delivery marked again (a retry) counts as newer: its id
+	// plus one.
 	_, err := s.DB.ExecContext(ctx, s.q(`UPDATE hw_threads SET analysed_delivery = ?, analysed_updated = ?, analysed_subject = ?, analysed_at = ?
-		WHERE thread = ? AND (analysed_updated < ? OR analysed_updated = ? AND analysed_delivery <= ?)`),
-		id, updated.UnixMilli(), subject, s.millis(), thread, updated.UnixMilli(), updated.UnixMilli(), id)
+		WHERE thread = ? AND `+newerSQL("CAST(? AS BIGINT)", "CAST(? AS BIGINT)", "analysed_delivery", "analysed_updated")),
+		id, updated.UnixMilli(), subject, s.millis(), thread,
+		// newerSQL's placeholders, in order: updated, id, updated, updated, id.
+		updated.UnixMilli(), id+1, updated.UnixMilli(), updated.UnixMilli(), id+1)
 	if err != nil {
 		return fmt.Errorf("mark thread %s analysed: %w", thread, err)
 	}

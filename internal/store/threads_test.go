@@ -228,3 +228,43 @@ func TestUnplanned(t *testing.T) {
 		}
 	})
 }
+
+// A thread noted before migration 008 has no updated_at (0): ids order its
+// deliveries, as they did before, until a delivery with one is noted.
+func TestThreadNotedBefore008(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		const thread = "acme/app#9"
+		ids := insert(t, st,
+			store.Delivery{HookID: "1", GUID: "older", Event: "issues", Repo: "acme/app", Payload: []byte(`{}`), ReceivedAt: time.Now()},
+			store.Delivery{HookID: "1", GUID: "newer", Event: "issues", Repo: "acme/app", Payload: []byte(`{}`), ReceivedAt: time.Now()})
+		// As 008 leaves a thread that existed: latest and analysed, no updated_at.
+		if _, err := st.DB.ExecContext(ctx, st.Rebind(`INSERT INTO hw_threads (thread, latest_delivery, latest_at, analysed_delivery, analysed_subject)
+			VALUES (?, ?, 0, ?, 'newer text')`), thread, ids[1], ids[1]); err != nil {
+			t.Fatal(err)
+		}
+		// The older delivery's retry comes with a real updated_at: it does not
+		// take the thread back, nor replace the newer analysis.
+		got, err := st.NoteThread(ctx, thread, ids[0], time.Now(), time.Now())
+		if err != nil || got.LatestDelivery != ids[1] {
+			t.Errorf("NoteThread(older, after 008) = latest %d, %v; want %d", got.LatestDelivery, err, ids[1])
+		}
+		if store.Newer(got.AnalysedUpdated, got.AnalysedDelivery, time.Now(), ids[0]) != true {
+			t.Errorf("Newer(analysed before 008, older delivery) = false, want true: ids decide")
+		}
+		if err := st.MarkAnalysed(ctx, thread, ids[0], time.Now(), "older text"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := st.Thread(ctx, thread); got.AnalysedDelivery != ids[1] || got.AnalysedSubject != "newer text" {
+			t.Errorf("after MarkAnalysed(older) = analysed %d %q, want %d %q", got.AnalysedDelivery, got.AnalysedSubject, ids[1], "newer text")
+		}
+		// The same delivery analysed again (a retry) is recorded.
+		if err := st.MarkAnalysed(ctx, thread, ids[1], time.Now(), "newer text, again"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := st.Thread(ctx, thread); got.AnalysedSubject != "newer text, again" {
+			t.Errorf("after MarkAnalysed(same delivery) = %q, want it recorded", got.AnalysedSubject)
+		}
+	})
+}
