@@ -276,8 +276,10 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 		a.log.Warn("http shutdown", "err", err)
 	}
 	if metricsSrv != nil {
+		// The webhook's shutdown may have used up the timeout: a scrape in
+		// flight is not worth waiting for then.
 		if err := metricsSrv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			a.log.Warn("metrics shutdown", "err", err)
+			metricsSrv.Close()
 		}
 	}
 	a.stopWebhook()

@@ -775,11 +775,16 @@ func (b BudgetConfig) validate() []error {
 	}
 	amount("budget.daily", b.Daily)
 	amount("budget.monthly", b.Monthly)
+	seen := map[string]int{}
 	for i, s := range b.Scopes {
 		key := fmt.Sprintf("budget.scopes[%d]", i)
 		if err := validScope(s.Match); err != nil {
 			bad(key+".match", "%v", err)
 		}
+		if j, ok := seen[strings.ToLower(s.Match)]; ok {
+			bad(key+".match", "%q is budget.scopes[%d]'s already: give one scope both limits", s.Match, j)
+		}
+		seen[strings.ToLower(s.Match)] = i
 		amount(key+".daily", s.Daily)
 		amount(key+".monthly", s.Monthly)
 		if s.Daily == 0 && s.Monthly == 0 {

@@ -331,6 +331,9 @@ func TestValidate(t *testing.T) {
 	}{
 		{"listen", func(c *Config) { c.Listen = "8080" }, `listen: want host:port (e.g. ":8080"), got "8080"`},
 		{"metrics_listen", func(c *Config) { c.MetricsListen = "9090" }, `metrics_listen: want host:port (e.g. ":9090") or nothing, got "9090"`},
+		{"budget scope twice", func(c *Config) {
+			c.Budget.Scopes = []BudgetScope{{Match: "repo:acme/app", Daily: 1}, {Match: "repo:ACME/app", Monthly: 20}}
+		}, `budget.scopes[1].match: "repo:ACME/app" is budget.scopes[0]'s already`},
 		{"metrics_listen same as listen", func(c *Config) { c.MetricsListen = ":8080" }, `metrics_listen: must differ from listen (":8080")`},
 		{"database_url empty", func(c *Config) { c.DatabaseURL = "" }, "database_url: must not be empty"},
 		{"log_format", func(c *Config) { c.LogFormat = "xml" }, `log_format: want "json", "text" or "" (auto), got "xml"`},
