@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"golang.org/x/sync/semaphore"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -60,11 +61,12 @@ type Options struct {
 	QueueWait time.Duration
 	// Linger is how long a commit waits for more deliveries to join it.
 	Linger time.Duration
-	// BodyMemory caps the bytes of request bodies held at once, counted
-	// before they are read (by Content-Length, MaxBody when unknown), so
-	// that senders without a valid signature cannot make the service hold
-	// 25 MB each. A request that finds no room within QueueWait is
-	// answered 429. Default 256 MiB.
+	// BodyMemory caps the bytes of request bodies held at once. A body
+	// reserves its room before it is read, up to 1 MiB at once (its
+	// Content-Length when that is smaller) and more as it arrives, so that
+	// senders without a valid signature cannot make the service hold 25 MB
+	// each by announcing it. A request that finds no room within QueueWait
+	// is answered 429. Default 256 MiB.
 	BodyMemory int64
 	// DurableCommits says a batch is durable when Persist returns
 	// (PostgreSQL): its requests are answered at once, without a Sync.
@@ -315,18 +317,23 @@ func (h *Handler) accept(w http.ResponseWriter, r *http.Request) (answer, error)
 	if r.ContentLength > MaxBody {
 		return answer{}, reject(http.StatusRequestEntityTooLarge, "body over %d bytes", MaxBody)
 	}
-	room := r.ContentLength
-	if room < 0 {
-		room = MaxBody
-	}
-	room = min(max(room, 1), h.opts.BodyMemory)
-	if err := h.reserveMemory(r.Context(), room); err != nil {
-		return answer{}, err
-	}
-	defer h.memory.Release(room)
+	// GitHub sends a delivery within its 10 s timeout: a body still coming
+	// after bodyTimeout is a slow sender holding memory.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(bodyTimeout))
+	room := &roomReader{h: h, ctx: r.Context(), r: http.MaxBytesReader(w, r.Body, MaxBody)}
+	defer room.release()
 	buf := bodies.Get().(*bytes.Buffer)
 	defer putBody(buf)
-	body, err := readBody(w, r, buf)
+	if r.ContentLength > 0 && r.ContentLength <= roomChunk {
+		// The usual delivery: its room at once, and one more read than
+		// announced, so that reading the end does not grow (and copy) the
+		// buffer.
+		if err := room.reserve(r.ContentLength + bytes.MinRead); err != nil {
+			return answer{}, err
+		}
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	body, err := readBody(room, buf)
 	if err != nil {
 		return answer{}, err
 	}
@@ -480,21 +487,73 @@ func putBody(buf *bytes.Buffer) {
 	}
 }
 
-func readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) ([]byte, error) {
-	if r.ContentLength > 0 {
-		// One more read than announced, so that reading the end of the body
-		// does not grow (and copy) the buffer.
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
-	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxBody))
+func readBody(body io.Reader, buf *bytes.Buffer) ([]byte, error) {
+	_, err := buf.ReadFrom(body)
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
+	var refused *reqError
+	switch {
+	case err == nil:
+		return buf.Bytes(), nil
+	case errors.As(err, &tooBig):
 		return nil, reject(http.StatusRequestEntityTooLarge, "body over %d bytes", MaxBody)
+	case errors.As(err, &refused), errors.Is(err, errUnavailable):
+		return nil, err // no room for it
 	}
-	if err != nil {
-		return nil, reject(http.StatusBadRequest, "read body: %v", err)
+	return nil, reject(http.StatusBadRequest, "read body: %v", err)
+}
+
+// bodyTimeout bounds the reading of a request's body.
+const bodyTimeout = 20 * time.Second
+
+// roomChunk is how much room a body reserves at a time beyond what it has:
+// a delivery up to it gets its room at once, a larger one as it arrives.
+const roomChunk = 1 << 20
+
+// roomReader reads a body while reserving room for it under
+// Options.BodyMemory a chunk at a time, ahead of the bytes read: a sender
+// that announces 25 MB and sends slowly holds what it sent, not what it
+// announced.
+type roomReader struct {
+	h    *Handler
+	ctx  context.Context
+	r    io.Reader
+	held int64 // room reserved
+	read int64 // bytes read
+}
+
+func (rr *roomReader) reserve(n int64) error {
+	n = min(n, rr.h.opts.BodyMemory-rr.held) // a body larger than the budget has all of it
+	if n <= 0 {
+		return nil
 	}
-	return buf.Bytes(), nil
+	if err := rr.h.reserveMemory(rr.ctx, n); err != nil {
+		return err
+	}
+	rr.held += n
+	return nil
+}
+
+func (rr *roomReader) Read(p []byte) (int, error) {
+	if rr.read >= rr.held {
+		if err := rr.reserve(roomChunk); err != nil {
+			return 0, err
+		}
+	}
+	// Never more than the room held; a body that holds the whole budget
+	// (larger than it) reads on.
+	if free := rr.held - rr.read; free > 0 && int64(len(p)) > free {
+		p = p[:free]
+	}
+	n, err := rr.r.Read(p)
+	rr.read += int64(n)
+	return n, err
+}
+
+// release gives the body's room back.
+func (rr *roomReader) release() {
+	if rr.held > 0 {
+		rr.h.memory.Release(rr.held)
+	}
 }
 
 // Verify checks a X-Hub-Signature-256 header value against body with each

@@ -564,6 +564,37 @@ func TestBodyMemory(t *testing.T) {
 	}
 }
 
+// Room is reserved as a body arrives, not as it is announced: an unsigned
+// sender that announces 20 MB and sends a few bytes holds one chunk (1 MiB)
+// of a 2 MiB budget, and a 900 KB delivery still finds room.
+func TestBodyMemoryFollowsWhatArrives(t *testing.T) {
+	t.Parallel()
+	e := newHandlerTuned(t, filepath.Join(t.TempDir(), "hookwise.db"), nil, func(o *webhook.Options) {
+		o.BodyMemory, o.QueueWait = 2<<20, 200*time.Millisecond
+	})
+	target := e.srv.URL + "/webhook"
+	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"+
+		"X-GitHub-Event: issues\r\nX-GitHub-Delivery: slow\r\nX-Hub-Signature-256: sha256=00\r\n\r\n{\"action\":", 20<<20)
+
+	post := func(guid string, size int) int {
+		t.Helper()
+		b := append([]byte(`{"action":"opened","repository":{"full_name":"o/r"},"sender":{"login":"u"}`), bytes.Repeat([]byte(" "), size)...)
+		return do(t, &http.Client{}, signedRequest(t, target, "issues", guid, "1", "application/json", append(b, '}')))
+	}
+	// Once the slow sender holds its first chunk, 1.5 MB no longer fits.
+	eventually(t, "a 1.5 MB delivery beside the slow sender is answered 429", func() bool {
+		return post("large", 1_500_000) == http.StatusTooManyRequests
+	})
+	if got := post("medium", 900_000); got != http.StatusAccepted {
+		t.Errorf("a 900 KB delivery beside a sender that announced 20 MB and sent 10 bytes = %d, want 202", got)
+	}
+}
+
 // eventually fails the test unless cond holds within 10 seconds.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
