@@ -955,30 +955,25 @@ if have promtool; then
 else
 	skip "promtool is not installed (Debian: apt-get install prometheus)"
 fi
-missing=""
-for metric in $(grep -v '^[[:space:]]*#' "$deploy/alerts.yml" | grep -o 'hookwise_[a-z_]*[a-z]' | sort -u); do
-	base="${metric%_bucket}"
-	grep -rqF "\"$base\"" --include='*.go' "$src/internal" "$src/cmd" || missing+=" $metric"
-done
-if [ -z "$missing" ]; then
-	pass "every metric alerts.yml names is defined in the Go code"
-else
-	fail "alerts.yml names metrics the Go code does not define:$missing"
-fi
+# metrics_defined WHAT FILE: every hookwise_ metric FILE names (comments
+# aside) is defined in the Go code.
+metrics_defined() {
+	local missing="" metric
+	for metric in $(grep -v '^[[:space:]]*#' "$2" | grep -o 'hookwise_[a-z_]*[a-z]' | sort -u); do
+		grep -rqF "\"${metric%_bucket}\"" --include='*.go' "$src/internal" "$src/cmd" || missing+=" $metric"
+	done
+	if [ -z "$missing" ]; then
+		pass "every metric $1 names is defined in the Go code"
+	else
+		fail "$1 names metrics the Go code does not define:$missing"
+	fi
+}
+metrics_defined alerts.yml "$deploy/alerts.yml"
 
 # ---------------------------------------------------------------------------
 echo "== grafana"
 dashboard="$deploy/grafana/dashboards/hookwise.json"
-missing=""
-for metric in $(grep -o 'hookwise_[a-z_]*[a-z]' "$dashboard" | sort -u); do
-	base="${metric%_bucket}"
-	grep -rqF "\"$base\"" --include='*.go' "$src/internal" "$src/cmd" || missing+=" $metric"
-done
-if [ -z "$missing" ]; then
-	pass "every metric the Grafana dashboard names is defined in the Go code"
-else
-	fail "the Grafana dashboard names metrics the Go code does not define:$missing"
-fi
+metrics_defined "the Grafana dashboard" "$dashboard"
 # The dashboard's queries as recording rules, which promtool parses: a
 # PromQL mistake fails here rather than as an empty panel.
 dashboard_rules() {

@@ -518,46 +518,50 @@ func TestDurableCommitsAnswerWithoutSync(t *testing.T) {
 	}
 }
 
-// Bodies are counted against BodyMemory before they are read: a sender
-// that announces a large body and sends it slowly holds its room, others
-// are answered 429 once QueueWait passes, and the room comes back when it
-// is done.
-func TestBodyMemory(t *testing.T) {
-	t.Parallel()
+// memoryEnv is a handler with a small body-memory budget, and an unsigned
+// sender that has announced a body of announced bytes and sends only its
+// first ten.
+func memoryEnv(t *testing.T, budget int64, announced int) (*env, net.Conn) {
+	t.Helper()
 	e := newHandlerTuned(t, filepath.Join(t.TempDir(), "hookwise.db"), nil, func(o *webhook.Options) {
-		o.BodyMemory, o.QueueWait = 1<<20, 200*time.Millisecond
+		o.BodyMemory, o.QueueWait = budget, 200*time.Millisecond
 	})
-	target := e.srv.URL + "/webhook"
-	body := []byte(`{"action":"opened","repository":{"full_name":"o/r"},"sender":{"login":"u"}}`)
-
-	// An unsigned sender announces 900 KB and sends a little of it.
 	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	fmt.Fprintf(conn, "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"+
-		"X-GitHub-Event: issues\r\nX-GitHub-Delivery: slow\r\nX-Hub-Signature-256: sha256=00\r\n\r\n{\"action\":", 900_000)
+		"X-GitHub-Event: issues\r\nX-GitHub-Delivery: slow\r\nX-Hub-Signature-256: sha256=00\r\n\r\n{\"action\":", announced)
+	return e, conn
+}
 
-	post := func(guid string, size int) int {
-		t.Helper()
-		b := append([]byte(nil), body...)
-		if size > len(b) { // pad with spaces: still the same JSON
-			b = append(b[:len(b)-1], append(bytes.Repeat([]byte(" "), size-len(b)), '}')...)
-		}
-		return do(t, &http.Client{}, signedRequest(t, target, "issues", guid, "1", "application/json", b))
-	}
+// postPadded posts a signed issues delivery padded with spaces (still the
+// same JSON) by pad bytes, and returns the status.
+func (e *env) postPadded(t *testing.T, guid string, pad int) int {
+	t.Helper()
+	b := append([]byte(`{"action":"opened","repository":{"full_name":"o/r"},"sender":{"login":"u"}`), bytes.Repeat([]byte(" "), pad)...)
+	return do(t, &http.Client{}, signedRequest(t, e.srv.URL+"/webhook", "issues", guid, "1", "application/json", append(b, '}')))
+}
+
+// Bodies are counted against BodyMemory before they are read: a sender
+// that announces a body and sends it slowly holds its room, others are
+// answered 429 once QueueWait passes, and the room comes back when it is
+// done.
+func TestBodyMemory(t *testing.T) {
+	t.Parallel()
+	e, conn := memoryEnv(t, 1<<20, 900_000)
 	// Once the slow request holds its room, a 200 KB delivery finds none
 	// (the same GUID each time: one that got in first is stored once).
 	eventually(t, "a 200 KB delivery while 900 KB of a 1 MiB budget are held is answered 429", func() bool {
-		return post("large", 200_000) == http.StatusTooManyRequests
+		return e.postPadded(t, "large", 200_000) == http.StatusTooManyRequests
 	})
-	if got := post("small", 0); got != http.StatusAccepted {
+	if got := e.postPadded(t, "small", 0); got != http.StatusAccepted {
 		t.Errorf("a small delivery beside the held 900 KB = %d, want 202", got)
 	}
 	conn.Close() // the slow sender gives up, and its room comes back
 	eventually(t, "the 200 KB delivery is accepted once the slow sender is gone", func() bool {
-		return post("large", 200_000) == http.StatusAccepted
+		return e.postPadded(t, "large", 200_000) == http.StatusAccepted
 	})
 	if n := e.count(t, `SELECT COUNT(*) FROM hw_deliveries`); n != 2 {
 		t.Errorf("%d deliveries stored, want 2 (small, large)", n)
@@ -569,28 +573,12 @@ func TestBodyMemory(t *testing.T) {
 // of a 2 MiB budget, and a 900 KB delivery still finds room.
 func TestBodyMemoryFollowsWhatArrives(t *testing.T) {
 	t.Parallel()
-	e := newHandlerTuned(t, filepath.Join(t.TempDir(), "hookwise.db"), nil, func(o *webhook.Options) {
-		o.BodyMemory, o.QueueWait = 2<<20, 200*time.Millisecond
-	})
-	target := e.srv.URL + "/webhook"
-	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"+
-		"X-GitHub-Event: issues\r\nX-GitHub-Delivery: slow\r\nX-Hub-Signature-256: sha256=00\r\n\r\n{\"action\":", 20<<20)
-
-	post := func(guid string, size int) int {
-		t.Helper()
-		b := append([]byte(`{"action":"opened","repository":{"full_name":"o/r"},"sender":{"login":"u"}`), bytes.Repeat([]byte(" "), size)...)
-		return do(t, &http.Client{}, signedRequest(t, target, "issues", guid, "1", "application/json", append(b, '}')))
-	}
+	e, _ := memoryEnv(t, 2<<20, 20<<20)
 	// Once the slow sender holds its first chunk, 1.5 MB no longer fits.
 	eventually(t, "a 1.5 MB delivery beside the slow sender is answered 429", func() bool {
-		return post("large", 1_500_000) == http.StatusTooManyRequests
+		return e.postPadded(t, "large", 1_500_000) == http.StatusTooManyRequests
 	})
-	if got := post("medium", 900_000); got != http.StatusAccepted {
+	if got := e.postPadded(t, "medium", 900_000); got != http.StatusAccepted {
 		t.Errorf("a 900 KB delivery beside a sender that announced 20 MB and sent 10 bytes = %d, want 202", got)
 	}
 }
