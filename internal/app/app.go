@@ -152,12 +152,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		secrets = append(secrets, []byte(s.Value()))
 	}
 	ingest := webhook.Options{Secrets: secrets, Persister: q, Logger: log, Registerer: reg}
-	if st.Dialect == store.Postgres {
-		// Each batch is one COPY, durable when it returns; two in flight
-		// hide the round trips to the server. (SQLite writes one
-		// transaction at a time, and syncs its log after the commit.)
-		ingest.Committers, ingest.DurableCommits = 2, true
-	}
+	ingest.Committers, ingest.DurableCommits = st.CommitProfile()
 	wh := webhook.New(ingest)
 	opts := web.Options{
 		Store: st, Queue: q, Webhook: wh, Gatherer: reg,

@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/hookwise/hookwise/internal/config"
@@ -34,6 +35,26 @@ type task struct {
 	// listed holds each thread's comments, fetched at most once per run:
 	// the prompt's history and the marker search read the same list.
 	listed map[int][]gh.Comment
+}
+
+// updated is when GitHub last updated the thread's object as the payload
+// shows it (the issue's, pull request's or workflow run's updated_at), or
+// received where the payload does not say. It orders a thread's deliveries
+// (see store.Newer).
+func (t *task) updated(received time.Time) time.Time {
+	var at string
+	switch {
+	case t.ev.Issue != nil:
+		at = t.ev.Issue.UpdatedAt
+	case t.ev.PullRequest != nil:
+		at = t.ev.PullRequest.UpdatedAt
+	case t.ev.WorkflowRun != nil:
+		at = t.ev.WorkflowRun.UpdatedAt
+	}
+	if u, err := time.Parse(time.RFC3339, at); err == nil {
+		return u
+	}
+	return received
 }
 
 func (t *task) thread() string {
@@ -151,6 +172,7 @@ type event struct {
 		HeadSHA      string `json:"head_sha"`
 		HTMLURL      string `json:"html_url"`
 		Conclusion   string `json:"conclusion"`
+		UpdatedAt    string `json:"updated_at"`
 		PullRequests []struct {
 			Number int `json:"number"`
 		} `json:"pull_requests"`
@@ -163,13 +185,14 @@ type user struct {
 }
 
 type thread struct {
-	Number int     `json:"number"`
-	Title  string  `json:"title"`
-	Body   *string `json:"body"`
-	User   user    `json:"user"`
-	State  string  `json:"state"`
-	Locked bool    `json:"locked"`
-	Labels []struct {
+	Number    int     `json:"number"`
+	UpdatedAt string  `json:"updated_at"`
+	Title     string  `json:"title"`
+	Body      *string `json:"body"`
+	User      user    `json:"user"`
+	State     string  `json:"state"`
+	Locked    bool    `json:"locked"`
+	Labels    []struct {
 		Name string `json:"name"`
 	} `json:"labels"`
 }

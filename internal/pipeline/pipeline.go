@@ -157,7 +157,7 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 
 	// Coalesce: only the newest delivery of a thread is analysed, once the
 	// thread has been quiet for a while; the others end here.
-	updated := threadUpdated(d)
+	updated := t.updated(d.ReceivedAt)
 	st, err := p.store.NoteThread(ctx, thread, d.ID, d.ReceivedAt, updated)
 	if err != nil {
 		return err
@@ -249,21 +249,6 @@ func (p *Pipeline) skip(ctx context.Context, d store.Delivery, sk *skip, log *sl
 func (p *Pipeline) storedAnalysis(ctx context.Context, id int64) (store.Analysis, bool) {
 	a, err := p.store.Analysis(ctx, id)
 	return a, err == nil
-}
-
-// threadUpdated is when GitHub last updated the thread's object as d's
-// payload shows it (the issue's, pull request's or workflow run's
-// updated_at), or when d was received where the payload does not say. It
-// orders a thread's deliveries (see store.Newer).
-func threadUpdated(d store.Delivery) time.Time {
-	for _, path := range []string{"issue.updated_at", "pull_request.updated_at", "workflow_run.updated_at"} {
-		if v := gjson.GetBytes(d.Payload, path); v.Exists() {
-			if at, err := time.Parse(time.RFC3339, v.String()); err == nil {
-				return at
-			}
-		}
-	}
-	return d.ReceivedAt
 }
 
 // newerUnplanned reports whether a newer delivery of t's thread is stored

@@ -162,6 +162,18 @@ func (s *Store) PersistDeliveries(ctx context.Context, ds []Delivery) ([]bool, e
 	return inserted(ids), err
 }
 
+// CommitProfile is how PersistDeliveries is best driven: how many batches
+// may commit at once, and whether a batch is durable when it returns or
+// needs Sync. On PostgreSQL each batch is one COPY, durable when it
+// returns, and two in flight hide the round trips to the server; SQLite
+// writes one transaction at a time and syncs its log after the commit.
+func (s *Store) CommitProfile() (committers int, durable bool) {
+	if s.Dialect == Postgres {
+		return 2, true
+	}
+	return 1, false
+}
+
 // inserted reports which ids are of new rows.
 func inserted(ids []int64) []bool {
 	out := make([]bool, len(ids))

@@ -11,8 +11,8 @@ import (
 	"github.com/hookwise/hookwise/internal/store"
 )
 
-// jobsTimeout bounds the database queries of one scrape.
-const jobsTimeout = 5 * time.Second
+// scrapeTimeout bounds the database queries of one scrape.
+const scrapeTimeout = 5 * time.Second
 
 var jobsDesc = prometheus.NewDesc("hookwise_jobs",
 	"Jobs in the queue by River state, counted at scrape time.", []string{"state"}, nil)
@@ -29,7 +29,7 @@ func JobsCollector(q Queue) prometheus.Collector { return jobsCollector{q: q} }
 func (c jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- jobsDesc }
 
 func (c jobsCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), jobsTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	counts, err := c.q.JobCounts(ctx)
 	if err != nil {
@@ -84,7 +84,7 @@ func (c budgetCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c budgetCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), jobsTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	for _, l := range c.budgets.All(c.now()) {
 		ch <- prometheus.MustNewConstMetric(budgetLimitDesc, prometheus.GaugeValue, float64(l.Micros)/1e6, l.Scope, l.Kind())

@@ -80,9 +80,7 @@ func newHandlerTuned(t testing.TB, url string, wrap func(webhook.Persister) webh
 		p = wrap(q)
 	}
 	opts := webhook.Options{Secrets: [][]byte{testSecret}, Persister: p}
-	if st.Dialect == store.Postgres { // as the app runs it
-		opts.Committers, opts.DurableCommits = 2, true
-	}
+	opts.Committers, opts.DurableCommits = st.CommitProfile() // as the app runs it
 	if tune != nil {
 		tune(&opts)
 	}
