@@ -191,13 +191,23 @@ type RepoSettings struct {
 	// they are answered through the Message Batches API, at half the price,
 	// within 24 hours (usually minutes). Only events in Events are handled
 	// at all.
-	BatchEvents      []string `yaml:"batch_events,omitempty"`
-	PostComments     *bool    `yaml:"post_comments,omitempty"`
-	ApplyLabels      *bool    `yaml:"apply_labels,omitempty"`
-	LabelAllowlist   []string `yaml:"label_allowlist,omitempty"` // empty: the repository's existing labels
-	AutoCloseInvalid *bool    `yaml:"auto_close_invalid,omitempty"`
-	ReviewDrafts     *bool    `yaml:"review_drafts,omitempty"`
-	Model            string   `yaml:"model,omitempty"` // "": anthropic.model
+	BatchEvents  []string `yaml:"batch_events,omitempty"`
+	PostComments *bool    `yaml:"post_comments,omitempty"`
+	ApplyLabels  *bool    `yaml:"apply_labels,omitempty"`
+	// LabelAllowlist names every label hookwise may apply. Empty: only the
+	// conventional triage labels (bug, enhancement, question,
+	// documentation, invalid, duplicate, help wanted, good first issue,
+	// size labels) that the repository has.
+	LabelAllowlist []string `yaml:"label_allowlist,omitempty"`
+	// OutsiderLabelAllowlist is the part of the allowed labels hookwise
+	// may apply to the threads of outsiders (authors without write access,
+	// pull requests from forks), whose text steers the model. Empty: the
+	// allowed labels that are conventional triage labels, so a label that
+	// gates a workflow ("safe-to-test") is never applied to them.
+	OutsiderLabelAllowlist []string `yaml:"outsider_label_allowlist,omitempty"`
+	AutoCloseInvalid       *bool    `yaml:"auto_close_invalid,omitempty"`
+	ReviewDrafts           *bool    `yaml:"review_drafts,omitempty"`
+	Model                  string   `yaml:"model,omitempty"` // "": anthropic.model
 	// QuietPeriod is how long a thread must go without a new event before
 	// it is analysed, so that a burst (an issue opened then edited, a pull
 	// request pushed several times) costs one analysis of its latest state.
@@ -239,6 +249,7 @@ type Settings struct {
 	PostComments     bool
 	ApplyLabels      bool
 	LabelAllowlist   []string
+	OutsiderLabels   []string
 	AutoCloseInvalid bool
 	ReviewDrafts     bool
 	Model            string
@@ -879,9 +890,14 @@ func (s RepoSettings) validate(prefix string) []error {
 			}
 		}
 	}
-	for i, l := range s.LabelAllowlist {
-		if strings.TrimSpace(l) == "" {
-			errs = append(errs, fmt.Errorf("%s.label_allowlist[%d]: must not be empty", prefix, i))
+	for _, list := range []struct {
+		key    string
+		labels []string
+	}{{"label_allowlist", s.LabelAllowlist}, {"outsider_label_allowlist", s.OutsiderLabelAllowlist}} {
+		for i, l := range list.labels {
+			if strings.TrimSpace(l) == "" {
+				errs = append(errs, fmt.Errorf("%s.%s[%d]: must not be empty", prefix, list.key, i))
+			}
 		}
 	}
 	return errs
@@ -947,6 +963,7 @@ func (c Config) For(repo string) Settings {
 		PostComments:     *s.PostComments,
 		ApplyLabels:      *s.ApplyLabels,
 		LabelAllowlist:   slices.Clone(s.LabelAllowlist),
+		OutsiderLabels:   slices.Clone(s.OutsiderLabelAllowlist),
 		AutoCloseInvalid: *s.AutoCloseInvalid,
 		ReviewDrafts:     *s.ReviewDrafts,
 		Model:            model,
@@ -969,6 +986,7 @@ func (s RepoSettings) merge(o RepoSettings) RepoSettings {
 	inherit(&s.PostComments, o.PostComments, o.PostComments != nil)
 	inherit(&s.ApplyLabels, o.ApplyLabels, o.ApplyLabels != nil)
 	inherit(&s.LabelAllowlist, o.LabelAllowlist, o.LabelAllowlist != nil)
+	inherit(&s.OutsiderLabelAllowlist, o.OutsiderLabelAllowlist, o.OutsiderLabelAllowlist != nil)
 	inherit(&s.AutoCloseInvalid, o.AutoCloseInvalid, o.AutoCloseInvalid != nil)
 	inherit(&s.ReviewDrafts, o.ReviewDrafts, o.ReviewDrafts != nil)
 	inherit(&s.Model, o.Model, o.Model != "")

@@ -247,7 +247,7 @@ func (p *Pipeline) budgetNote(ctx context.Context, t *task, over *store.OverBudg
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	comments, err := t.comments(ctx, p, number)
+	comments, err := p.ownComments(ctx, t, number)
 	if err != nil {
 		return err
 	}
@@ -257,8 +257,8 @@ func (p *Pipeline) budgetNote(ctx context.Context, t *task, over *store.OverBudg
 		}
 	}
 	body := fmt.Sprintf(budgetNotePrefix+" the %s budget for %s is used up (%s of %s). "+
-		"It will look at new activity once the budget resets.\n\n%s",
-		periodWord(over.Limit), over.Limit.Scope, cost.Dollars(over.Spent), cost.Dollars(over.Limit.Micros), marker(key))
+		"It will look at new activity once the budget resets.",
+		periodWord(over.Limit), over.Limit.Scope, cost.Dollars(over.Spent), cost.Dollars(over.Limit.Micros))
 	// Owned by no delivery: the analysis, even one of this same delivery,
 	// then edits the note instead of keeping it.
 	_, _, err = p.upsertComment(ctx, 0, t, number, key, body)

@@ -35,6 +35,9 @@ type task struct {
 	// listed holds each thread's comments, fetched at most once per run:
 	// the prompt's history and the marker search read the same list.
 	listed map[int][]gh.Comment
+	// closing says the answer closes the issue (see mayClose), which its
+	// comment then explains.
+	closing bool
 }
 
 // updated is when GitHub last updated the thread's object as the payload
@@ -104,6 +107,9 @@ func (t *task) prFiles(ctx context.Context, p *Pipeline) ([]gh.File, error) {
 	return t.files, nil
 }
 
+// allowed are the labels hookwise may apply in t's repository: the
+// configured allowlist, or else the repository's conventional triage
+// labels. The prompt offers these; labelsFor narrows them for outsiders.
 func (t *task) allowed(ctx context.Context, p *Pipeline) ([]string, error) {
 	if len(t.settings.LabelAllowlist) > 0 {
 		return t.settings.LabelAllowlist, nil
@@ -113,7 +119,10 @@ func (t *task) allowed(ctx context.Context, p *Pipeline) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list labels: %w", err)
 		}
-		t.labels = append([]string{}, labels...)
+		t.labels = slices.DeleteFunc(slices.Clone(labels), func(l string) bool { return !isTriageLabel(l) })
+		if t.labels == nil {
+			t.labels = []string{}
+		}
 	}
 	return t.labels, nil
 }
@@ -192,7 +201,10 @@ type thread struct {
 	User      user    `json:"user"`
 	State     string  `json:"state"`
 	Locked    bool    `json:"locked"`
-	Labels    []struct {
+	// Association is the author's relation to the repository (OWNER,
+	// MEMBER, COLLABORATOR, CONTRIBUTOR, FIRST_TIME_CONTRIBUTOR, NONE…).
+	Association string `json:"author_association"`
+	Labels      []struct {
 		Name string `json:"name"`
 	} `json:"labels"`
 }
@@ -201,8 +213,11 @@ type pull struct {
 	thread
 	Draft bool `json:"draft"`
 	Head  struct {
-		Ref string `json:"ref"`
-		SHA string `json:"sha"`
+		Ref  string `json:"ref"`
+		SHA  string `json:"sha"`
+		Repo *struct {
+			FullName string `json:"full_name"`
+		} `json:"repo"` // null when the fork is gone
 	} `json:"head"`
 	Base struct {
 		Ref string `json:"ref"`
@@ -445,15 +460,20 @@ func (p *Pipeline) fromBot(u user) *skip {
 }
 
 // history returns the thread's earlier discussion, without hookwise's own
-// comments, for context.
+// comments, for context. A stranger's comment that carries a marker is
+// discussion like any other.
 func (p *Pipeline) history(ctx context.Context, t *task) ([]prompt.Comment, error) {
 	comments, err := t.comments(ctx, p, t.number)
 	if err != nil {
 		return nil, err
 	}
+	self, err := p.github.Login(ctx, t.repo)
+	if err != nil {
+		return nil, fmt.Errorf("learn own login: %w", err)
+	}
 	var out []prompt.Comment
 	for _, c := range comments {
-		if HasMarker(c.Body) {
+		if strings.EqualFold(c.Author, self) {
 			continue
 		}
 		out = append(out, prompt.Comment{Author: c.Author, Body: c.Body})

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/hookwise/hookwise/internal/guard"
 	"github.com/hookwise/hookwise/internal/prompt"
 )
 
@@ -129,14 +130,14 @@ var issueKind = kind{
 	},
 	render: func(t *task, a answer) string {
 		var b strings.Builder
-		fmt.Fprintf(&b, "### hookwise triage: %s · priority %s · complexity %s\n\n%s\n", a.Classification, a.Priority, a.Complexity, a.Summary)
+		fmt.Fprintf(&b, "### hookwise triage: %s · priority %s · complexity %s\n\n%s\n", a.Classification, a.Priority, a.Complexity, field(a.Summary, longField))
 		if a.Impact != "" {
-			fmt.Fprintf(&b, "\n**Impact.** %s\n", a.Impact)
+			fmt.Fprintf(&b, "\n**Impact.** %s\n", field(a.Impact, shortField))
 		}
 		list(&b, "Suggested plan", a.Plan, true)
 		list(&b, "Questions for @"+t.ev.Issue.User.Login, a.Questions, false)
-		if a.Invalid && t.settings.AutoCloseInvalid && a.CloseReason != "" {
-			fmt.Fprintf(&b, "\n%s\n", a.CloseReason)
+		if t.closing && a.CloseReason != "" {
+			fmt.Fprintf(&b, "\n%s\n", field(a.CloseReason, shortField))
 		}
 		return b.String()
 	},
@@ -221,20 +222,24 @@ func renderReview(t *task, a answer) string {
 	if t.kind.name == kindReviewRequest && t.ev.Reviewer != nil {
 		fmt.Fprintf(&b, "@%s, here is a first pass to help your review.\n\n", t.ev.Reviewer.Login)
 	}
-	fmt.Fprintf(&b, "### hookwise review of %s · risk %s\n\n%s\n", shortSHA(pr.Head.SHA), a.Risk, a.Summary)
-	if len(a.Findings) > 0 {
+	fmt.Fprintf(&b, "### hookwise review of %s · risk %s\n\n%s\n", shortSHA(pr.Head.SHA), a.Risk, field(a.Summary, longField))
+	findings := a.Findings[:min(len(a.Findings), maxItems)]
+	if len(findings) > 0 {
 		b.WriteString("\n| severity | where | finding |\n|---|---|---|\n")
-		for _, f := range a.Findings {
-			where := "`" + f.File + "`"
+		for _, f := range findings {
+			where := strings.ReplaceAll(f.File, "`", "'")
 			if f.Line > 0 {
-				where = fmt.Sprintf("`%s:%d`", f.File, f.Line)
+				where = fmt.Sprintf("%s:%d", where, f.Line)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s |\n", f.Severity, where, strings.ReplaceAll(f.Message, "\n", " "))
+			fmt.Fprintf(&b, "| %s | `%s` | %s |\n", guard.Cell(f.Severity), guard.Cell(where), guard.Cell(field(f.Message, shortField)))
 		}
+	}
+	if more := len(a.Findings) - len(findings); more > 0 {
+		fmt.Fprintf(&b, "\n_%d more findings not shown._\n", more)
 	}
 	notReviewed := append(append([]string{}, t.omitted...), a.NotReviewed...)
 	list(&b, "Not reviewed (over the prompt budget or without a textual diff)", dedupe(notReviewed), false)
-	fmt.Fprintf(&b, "\n<sub>Reviewed head commit %s.</sub>\n", pr.Head.SHA)
+	fmt.Fprintf(&b, "\n_Reviewed head commit %s._\n", pr.Head.SHA)
 	return b.String()
 }
 
@@ -270,8 +275,8 @@ var workflowKind = kind{
 	render: func(t *task, a answer) string {
 		run := t.ev.WorkflowRun
 		var b strings.Builder
-		fmt.Fprintf(&b, "### hookwise: why [%s](%s) failed on %s\n\n%s\n", run.Name, run.HTMLURL, shortSHA(run.HeadSHA), a.Summary)
-		fmt.Fprintf(&b, "\n**Likely cause.** %s\n\n**Suggested fix.** %s\n", a.LikelyCause, a.SuggestedFix)
+		fmt.Fprintf(&b, "### hookwise: why [%s](%s) failed on %s\n\n%s\n", linkText(run.Name), run.HTMLURL, shortSHA(run.HeadSHA), field(a.Summary, longField))
+		fmt.Fprintf(&b, "\n**Likely cause.** %s\n\n**Suggested fix.** %s\n", field(a.LikelyCause, longField), field(a.SuggestedFix, longField))
 		if a.Flaky {
 			b.WriteString("\nThis looks like a flaky failure: a re-run may pass.\n")
 		}
@@ -279,17 +284,40 @@ var workflowKind = kind{
 	},
 }
 
+// The most characters of a field of the answer, and the most items of a
+// list, that a comment shows; the total is capped again by the guard.
+const (
+	longField  = 6000
+	shortField = 2000
+	maxItems   = 30
+)
+
+// field is one of the answer's text fields, capped, saying what was cut.
+func field(s string, max int) string {
+	return guard.Cap(s, max, fmt.Sprintf("hookwise shows at most %d characters here", max))
+}
+
+// linkText escapes the brackets that would end a link's text early.
+func linkText(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "[", `\[`, "]", `\]`, "\n", " ").Replace(s)
+}
+
 func list(b *strings.Builder, title string, items []string, numbered bool) {
 	if len(items) == 0 {
 		return
 	}
 	fmt.Fprintf(b, "\n**%s**\n\n", title)
-	for i, it := range items {
+	for i, it := range items[:min(len(items), maxItems)] {
+		// An item is one line of the list.
+		it = strings.Join(strings.Fields(field(it, shortField)), " ")
 		if numbered {
 			fmt.Fprintf(b, "%d. %s\n", i+1, it)
 		} else {
 			fmt.Fprintf(b, "- %s\n", it)
 		}
+	}
+	if more := len(items) - maxItems; more > 0 {
+		fmt.Fprintf(b, "\n_%d more not shown._\n", more)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/hookwise/hookwise/internal/config"
 	"github.com/hookwise/hookwise/internal/cost"
 	"github.com/hookwise/hookwise/internal/gh"
+	"github.com/hookwise/hookwise/internal/guard"
 	"github.com/hookwise/hookwise/internal/store"
 	"github.com/tidwall/gjson"
 )
@@ -391,19 +392,25 @@ func (p *Pipeline) act(ctx context.Context, d store.Delivery, t *task, a store.A
 	if len(targets) == 0 {
 		return "analysis stored (no thread to comment on)", nil
 	}
+	closing := false
+	if ans.Invalid {
+		var err error
+		if closing, err = p.mayClose(ctx, t); err != nil {
+			return "", err
+		}
+	}
+	t.closing = closing
 	var did []string
 	for _, number := range targets {
-		key := t.key(number)
 		if t.settings.PostComments {
-			body := t.kind.render(t, ans) + "\n\n" + marker(key)
-			id, verb, err := p.upsertComment(ctx, d.ID, t, number, key, body)
+			id, verb, err := p.upsertComment(ctx, d.ID, t, number, t.key(number), t.kind.render(t, ans))
 			if err != nil {
 				return "", err
 			}
 			did = append(did, fmt.Sprintf("%s comment %d on #%d", verb, id, number))
 		}
 		if t.settings.ApplyLabels && len(ans.Labels) > 0 {
-			labels, err := p.allowedLabels(ctx, t, ans.Labels)
+			labels, err := p.labelsFor(ctx, t, ans.Labels)
 			if err != nil {
 				return "", err
 			}
@@ -414,7 +421,7 @@ func (p *Pipeline) act(ctx context.Context, d store.Delivery, t *task, a store.A
 				did = append(did, "labelled "+strings.Join(labels, ", "))
 			}
 		}
-		if t.kind.name == kindIssue && ans.Invalid && t.settings.AutoCloseInvalid {
+		if closing {
 			if err := p.github.CloseIssue(ctx, t.repo, number, "not_planned"); err != nil {
 				return "", fmt.Errorf("close issue: %w", err)
 			}
@@ -427,41 +434,26 @@ func (p *Pipeline) act(ctx context.Context, d store.Delivery, t *task, a store.A
 	return strings.Join(did, "; "), nil
 }
 
-// allowedLabels keeps the model's labels that the allowlist (or, without
-// one, the repository's existing labels) permits, in the allowlist's spelling.
-func (p *Pipeline) allowedLabels(ctx context.Context, t *task, want []string) ([]string, error) {
-	allowed, err := t.allowed(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	byFold := map[string]string{}
-	for _, l := range allowed {
-		byFold[strings.ToLower(l)] = l
-	}
-	var out []string
-	seen := map[string]bool{}
-	for _, l := range want {
-		if name, ok := byFold[strings.ToLower(strings.TrimSpace(l))]; ok && !seen[name] {
-			seen[name] = true
-			out = append(out, name)
-		}
-	}
-	return out, nil
-}
-
 const markerPrefix = "<!-- hookwise:"
 
-// marker is the hidden line that names what a comment answers.
-func marker(key string) string { return markerPrefix + key + " -->" }
+// marker is the hidden line that names what a comment answers. A key
+// cannot end the HTML comment early, whatever a payload put in it.
+func marker(key string) string {
+	return markerPrefix + strings.ReplaceAll(key, "--", "- -") + " -->"
+}
 
-// HasMarker reports whether a comment body was written by hookwise.
+// HasMarker reports whether a comment body carries a hookwise marker. Anyone
+// can write one: it proves nothing about who wrote the comment.
 func HasMarker(body string) bool { return strings.Contains(body, markerPrefix) }
 
-// upsertComment posts body on the thread unless a comment for key exists, in
-// which case it is updated (or left alone when owner, the delivery that
-// answers, wrote it; owner 0 is no delivery, so anything updates it).
-func (p *Pipeline) upsertComment(ctx context.Context, owner int64, t *task, number int, key, body string) (int64, string, error) {
+// upsertComment posts text on the thread unless a comment of hookwise's for
+// key exists, in which case it is updated (or left alone when owner, the
+// delivery that answers, wrote it; owner 0 is no delivery, so anything
+// updates it). text passes the output guard, and the marker is added, here
+// and nowhere else.
+func (p *Pipeline) upsertComment(ctx context.Context, owner int64, t *task, number int, key, text string) (int64, string, error) {
 	r := t.repo
+	body := guard.Comment(text, t.addressed()) + "\n\n" + marker(key)
 	w, err := p.store.WriteFor(ctx, key)
 	switch {
 	case err == nil:
@@ -481,8 +473,8 @@ func (p *Pipeline) upsertComment(ctx context.Context, owner int64, t *task, numb
 		return 0, "", err
 	}
 	// Not in the ledger: a crash may have come between posting and recording,
-	// so look on GitHub before posting.
-	comments, err := t.comments(ctx, p, number)
+	// so look on GitHub, among hookwise's own comments, before posting.
+	comments, err := p.ownComments(ctx, t, number)
 	if err != nil {
 		return 0, "", err
 	}
