@@ -243,13 +243,17 @@ func (c *Client) params(req Request) (anthropic.MessageNewParams, error) {
 	return p, nil
 }
 
-// answer checks that the model's text is a complete JSON object.
+// answer checks that the model's text is a complete JSON object, or one
+// cut at max_tokens that salvage can close.
 func (c *Client) answer(res Result, text string) (json.RawMessage, error) {
 	invalid := func(msg string) *Error {
 		return &Error{Type: TypeInvalidOutput, Message: msg, RequestID: res.RequestID}
 	}
 	switch res.StopReason {
 	case string(anthropic.StopReasonMaxTokens):
+		if obj, ok := salvage(text); ok {
+			return obj, nil
+		}
 		return nil, invalid("answer truncated at max_tokens")
 	case string(anthropic.StopReasonRefusal):
 		return nil, invalid("model refused to answer")

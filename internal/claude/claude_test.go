@@ -202,7 +202,7 @@ func TestCompleteInvalidOutput(t *testing.T) {
 		{"prose", "I think this is a bug.", 1024},
 		{"array", json.RawMessage(`["bug"]`), 1024},
 		{"null", json.RawMessage(`null`), 1024},
-		{"truncated", map[string]any{"summary": strings.Repeat("word ", 200)}, 16},
+		{"truncated prose", strings.Repeat("word ", 200), 16},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

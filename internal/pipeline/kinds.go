@@ -55,6 +55,9 @@ type answer struct {
 	LikelyCause    string    `json:"likely_cause"`
 	SuggestedFix   string    `json:"suggested_fix"`
 	Flaky          bool      `json:"flaky"`
+	// Truncated: the model's answer was cut at max_tokens and closed by
+	// the Claude adapter; what it holds is complete, but fields may lack.
+	Truncated bool `json:"truncated"`
 }
 
 type finding struct {

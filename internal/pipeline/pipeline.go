@@ -403,7 +403,11 @@ func (p *Pipeline) act(ctx context.Context, d store.Delivery, t *task, a store.A
 	var did []string
 	for _, number := range targets {
 		if t.settings.PostComments {
-			id, verb, err := p.upsertComment(ctx, d.ID, t, number, t.key(number), t.kind.render(t, ans))
+			text := t.kind.render(t, ans)
+			if ans.Truncated {
+				text += "\n_The answer was cut at the model's length limit: it may be incomplete._\n"
+			}
+			id, verb, err := p.upsertComment(ctx, d.ID, t, number, t.key(number), text)
 			if err != nil {
 				return "", err
 			}
