@@ -45,7 +45,7 @@ type harness struct {
 
 // newHarness builds a Pipeline with cfg. The model answers every call with
 // answer (JSON-encoded), or fills the request's schema when answer is nil.
-func newHarness(t *testing.T, cfg config.Config, answer any) *harness {
+func newHarness(t testing.TB, cfg config.Config, answer any) *harness {
 	t.Helper()
 	opts := fake.AnthropicOptions{}
 	if answer != nil {
@@ -56,7 +56,7 @@ func newHarness(t *testing.T, cfg config.Config, answer any) *harness {
 
 // newHarnessWith builds a Pipeline with cfg against a model fake with opts
 // (its key is set here), reached through modelClient (nil: the default).
-func newHarnessWith(t *testing.T, cfg config.Config, opts fake.AnthropicOptions, modelClient *http.Client) *harness {
+func newHarnessWith(t testing.TB, cfg config.Config, opts fake.AnthropicOptions, modelClient *http.Client) *harness {
 	t.Helper()
 	ctx := t.Context()
 
@@ -112,17 +112,19 @@ func (h *harness) deliver(t *testing.T, event string, payload []byte) int64 {
 	if err := json.Unmarshal(payload, &head); err != nil {
 		t.Fatalf("payload: %v", err)
 	}
+	return h.insert(t, store.Delivery{Event: event, Action: head.Action, Sender: head.Sender.Login, Payload: payload})
+}
+
+// deliverRaw stores a delivery of event whose payload need not be JSON.
+func (h *harness) deliverRaw(t *testing.T, event string, payload []byte) int64 {
+	t.Helper()
+	return h.insert(t, store.Delivery{Event: event, Payload: payload})
+}
+
+func (h *harness) insert(t *testing.T, d store.Delivery) int64 {
+	t.Helper()
 	h.guids++
-	d := store.Delivery{
-		HookID:     "1",
-		GUID:       fmt.Sprintf("guid-%d", h.guids),
-		Event:      event,
-		Action:     head.Action,
-		Repo:       repo,
-		Sender:     head.Sender.Login,
-		Payload:    payload,
-		ReceivedAt: time.Now(),
-	}
+	d.HookID, d.GUID, d.Repo, d.ReceivedAt = "1", fmt.Sprintf("guid-%d", h.guids), repo, time.Now()
 	var ids []int64
 	err := h.st.Tx(t.Context(), func(tx *sql.Tx) error {
 		var err error
