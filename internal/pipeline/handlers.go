@@ -463,19 +463,12 @@ func (p *Pipeline) fromBot(u user) *skip {
 // comments, for context. A stranger's comment that carries a marker is
 // discussion like any other.
 func (p *Pipeline) history(ctx context.Context, t *task) ([]prompt.Comment, error) {
-	comments, err := t.comments(ctx, p, t.number)
+	_, others, err := p.commentsByAuthor(ctx, t, t.number)
 	if err != nil {
 		return nil, err
 	}
-	self, err := p.github.Login(ctx, t.repo)
-	if err != nil {
-		return nil, fmt.Errorf("learn own login: %w", err)
-	}
 	var out []prompt.Comment
-	for _, c := range comments {
-		if strings.EqualFold(c.Author, self) {
-			continue
-		}
+	for _, c := range others {
 		out = append(out, prompt.Comment{Author: c.Author, Body: c.Body})
 	}
 	// The newest discussion matters most; keep the prompt bounded.

@@ -93,17 +93,13 @@ func (p *Pipeline) mayClose(ctx context.Context, t *task) (bool, error) {
 	if t.kind != &issueKind || !t.settings.AutoCloseInvalid || !t.outsider() {
 		return false, nil
 	}
-	comments, err := t.comments(ctx, p, t.number)
+	_, others, err := p.commentsByAuthor(ctx, t, t.number)
 	if err != nil {
 		return false, err
 	}
-	self, err := p.github.Login(ctx, t.repo)
-	if err != nil {
-		return false, fmt.Errorf("learn own login: %w", err)
-	}
 	author := t.ev.Issue.User.Login
-	for _, c := range comments {
-		if !strings.EqualFold(c.Author, author) && !strings.EqualFold(c.Author, self) {
+	for _, c := range others {
+		if !strings.EqualFold(c.Author, author) {
 			return false, nil
 		}
 	}
@@ -130,19 +126,27 @@ func (t *task) addressed() []string {
 // wrote. Only these are ever searched for a marker and edited: anyone can
 // post a comment that carries hookwise's marker.
 func (p *Pipeline) ownComments(ctx context.Context, t *task, number int) ([]gh.Comment, error) {
+	own, _, err := p.commentsByAuthor(ctx, t, number)
+	return own, err
+}
+
+// commentsByAuthor splits the comments on thread number into hookwise's
+// own and everyone else's.
+func (p *Pipeline) commentsByAuthor(ctx context.Context, t *task, number int) (own, others []gh.Comment, err error) {
 	comments, err := t.comments(ctx, p, number)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	self, err := p.github.Login(ctx, t.repo)
 	if err != nil {
-		return nil, fmt.Errorf("learn own login: %w", err)
+		return nil, nil, fmt.Errorf("learn own login: %w", err)
 	}
-	var own []gh.Comment
 	for _, c := range comments {
 		if strings.EqualFold(c.Author, self) {
 			own = append(own, c)
+		} else {
+			others = append(others, c)
 		}
 	}
-	return own, nil
+	return own, others, nil
 }
