@@ -92,9 +92,9 @@ type server struct {
 	crossOrigin *http.CrossOriginProtection
 }
 
-// MetricsHandler serves g's metrics in the Prometheus format, logging
+// metricsHandler serves g's metrics in the Prometheus format, logging
 // collector errors to log.
-func MetricsHandler(g prometheus.Gatherer, log *slog.Logger) http.Handler {
+func metricsHandler(g prometheus.Gatherer, log *slog.Logger) http.Handler {
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		// One failing collector (say, job counts while the database is
 		// down) must not hide every other metric, and collector errors
@@ -125,7 +125,7 @@ func NewHandler(opts Options) http.Handler {
 		writeText(w, http.StatusOK, "ok")
 	})
 	if opts.Gatherer != nil {
-		mux.Handle("GET /metrics", MetricsHandler(opts.Gatherer, s.log))
+		mux.Handle("GET /metrics", metricsHandler(opts.Gatherer, s.log))
 	}
 	if opts.Webhook != nil {
 		mux.Handle("POST /webhook", opts.Webhook)
