@@ -154,9 +154,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -264,6 +266,11 @@ func checkCompose(file, envFile string) []error {
 			bad("%s: HOOKWISE_DATABASE_URL does not use POSTGRES_PASSWORD and host postgres:5432", name)
 		}
 	}
+	// The webhook's port has the webhook and /healthz only; Prometheus, the
+	// health check and nginx's /api/v1/ use the internal port.
+	if v := hw.Environment["HOOKWISE_METRICS_LISTEN"]; v == nil || *v != ":9090" {
+		bad("hookwise: HOOKWISE_METRICS_LISTEN must be \":9090\" (prometheus.yml and nginx.conf use it)")
+	}
 	if !slices.Equal(hw.Command, []string{"serve"}) || !slices.Equal(p.Services["migrate"].Command, []string{"migrate"}) {
 		bad("hookwise runs serve, migrate runs migrate")
 	}
@@ -271,11 +278,12 @@ func checkCompose(file, envFile string) []error {
 	if len(ng.Ports) != 1 || ng.Ports[0].Published != "8080" || ng.Ports[0].Target != 8080 {
 		bad("nginx must publish 8080:8080")
 	}
-	// nginx and Prometheus reach the replicas by the service's name and port.
+	// nginx and Prometheus reach the replicas by the service's name and ports.
 	dir := filepath.Dir(file)
 	for f, want := range map[string][]string{
-		"nginx.conf":     {"server hookwise:8080 resolve;", "proxy_pass http://hookwise;", "client_max_body_size 25m;", "location = /metrics"},
-		"prometheus.yml": {"names: [hookwise]", "port: 8080", "alerts.yml"},
+		"nginx.conf": {"server hookwise:8080 resolve;", "server hookwise:9090 resolve;", "proxy_pass http://hookwise;",
+			"proxy_pass http://hookwise_internal;", "client_max_body_size 25m;", "location = /metrics"},
+		"prometheus.yml": {"names: [hookwise]", "port: 9090", "alerts.yml"},
 	} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
@@ -529,6 +537,7 @@ func checkK8s(dir, configOut, envOut string) []error {
 	shutdown := 30 * time.Second
 	var hcfg struct {
 		ShutdownTimeout string `json:"shutdown_timeout"`
+		MetricsListen   string `json:"metrics_listen"`
 	}
 	if err := yaml.Unmarshal([]byte(cm.Data["hookwise.yaml"]), &hcfg); err != nil {
 		bad("configmap: hookwise.yaml: %v", err)
@@ -537,6 +546,7 @@ func checkK8s(dir, configOut, envOut string) []error {
 			bad("configmap: shutdown_timeout: %v", err)
 		}
 	}
+	checkInternalPort(hcfg.MetricsListen, c, pod.Annotations, ports, bad)
 	var preStop int64
 	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil || c.Lifecycle.PreStop.Sleep == nil || c.Lifecycle.PreStop.Sleep.Seconds < 1 {
 		bad("deployment: want a preStop sleep (the image has no shell)")
@@ -613,6 +623,30 @@ func checkK8s(dir, configOut, envOut string) []error {
 		fmt.Printf("  k8s: %d manifests decoded strictly, cross-references consistent\n", len(m.files))
 	}
 	return errs
+}
+
+// checkInternalPort: with metrics_listen set, /readyz and /metrics are
+// served on its port only, so the readiness probe and the scrape annotation
+// must use it, and it must be a container port.
+func checkInternalPort(listen string, c corev1.Container, annotations map[string]string, ports map[string]int32, bad func(string, ...any)) {
+	if listen == "" {
+		return
+	}
+	_, port, err := net.SplitHostPort(listen)
+	n, perr := strconv.Atoi(port)
+	if err != nil || perr != nil {
+		bad("configmap: metrics_listen %q is not host:port", listen)
+		return
+	}
+	if !slices.Contains(slices.Collect(maps.Values(ports)), int32(n)) {
+		bad("deployment: metrics_listen's port %d is not a container port", n)
+	}
+	if p := c.ReadinessProbe; p != nil && p.HTTPGet != nil && targetNumber(p.HTTPGet.Port, ports) != int32(n) {
+		bad("deployment: readinessProbe must use metrics_listen's port %d: /readyz is served there only", n)
+	}
+	if annotations["prometheus.io/port"] != port {
+		bad("deployment: prometheus.io/port must be metrics_listen's port %s: /metrics is served there only", port)
+	}
 }
 
 func portOK(p intstr.IntOrString, ports map[string]int32) bool {
@@ -824,10 +858,10 @@ else
 	# The upstream name only resolves on the compose network: point it at
 	# loopback here.
 	if [ -n "$resolve_ok" ]; then
-		sed -e 's/server hookwise:8080 resolve;/server 127.0.0.1:8080 resolve;/' "$deploy/nginx.conf" >"$tmp/nginx-t.conf"
+		sed -e 's/server hookwise:\([0-9]*\) resolve;/server 127.0.0.1:\1 resolve;/' "$deploy/nginx.conf" >"$tmp/nginx-t.conf"
 		note=""
 	else
-		sed -e 's/server hookwise:8080 resolve;/server 127.0.0.1:8080;/' "$deploy/nginx.conf" >"$tmp/nginx-t.conf"
+		sed -e 's/server hookwise:\([0-9]*\) resolve;/server 127.0.0.1:\1;/' "$deploy/nginx.conf" >"$tmp/nginx-t.conf"
 		note=" (nginx $nv predates 'resolve': checked without it)"
 	fi
 	run "nginx -t$note" nginx -t -q -c "$tmp/nginx-t.conf" -e stderr && nginx_ok=1
@@ -837,7 +871,7 @@ smoke() {
 	local d="$tmp/smoke" secret="smoke-secret-$$" token="smoke-admin-$$"
 	mkdir -p "$d"
 	chmod 755 "$tmp" "$d"
-	local dead lb port n=1 db ports=() i
+	local dead lb port internal n=1 db ports=() internals=() i
 	free_port dead && free_port lb || { echo "no free port"; return 1; }
 	db="$d/hookwise.db"
 	if [[ ${HOOKWISE_SMOKE_DATABASE_URL:-} == postgres* ]]; then
@@ -846,10 +880,14 @@ smoke() {
 	# No periodic sweep, and both upstreams on a dead port: nothing leaves
 	# this machine.
 	printf 'sweep:\n  interval: 0s\n' >"$d/hookwise.yaml"
+	# Each instance as compose runs it: the webhook on one port, /metrics,
+	# /readyz and the admin API on another (metrics_listen).
 	for i in $(seq 1 "$n"); do
-		free_port port || return 1
+		free_port port && free_port internal || return 1
 		ports+=("$port")
+		internals+=("$internal")
 		env -i "PATH=$PATH" HOOKWISE_CONFIG="$d/hookwise.yaml" HOOKWISE_LISTEN="127.0.0.1:${ports[-1]}" \
+			HOOKWISE_METRICS_LISTEN="127.0.0.1:${internals[-1]}" \
 			HOOKWISE_DATABASE_URL="$db" HOOKWISE_LOG_FORMAT=json HOOKWISE_ADMIN_TOKEN="$token" \
 			GITHUB_WEBHOOK_SECRET="$secret" GITHUB_TOKEN=smoke GITHUB_API_URL="http://127.0.0.1:$dead/" \
 			ANTHROPIC_API_KEY=smoke ANTHROPIC_BASE_URL="http://127.0.0.1:$dead" \
@@ -857,17 +895,19 @@ smoke() {
 		pids+=($!)
 	done
 	for i in $(seq 0 $((n - 1))); do
-		wait_http "http://127.0.0.1:${ports[i]}/readyz" 200 60 || {
-			echo "hookwise on port ${ports[i]} never became ready"
+		wait_http "http://127.0.0.1:${internals[i]}/readyz" 200 60 || {
+			echo "hookwise on port ${internals[i]} never became ready"
 			cat "$d"/hookwise-*.log
 			return 1
 		}
 	done
 	# The real config, on loopback: a dead replica first in the pool, so the
 	# first request must be retried on another.
-	local servers="server 127.0.0.1:$dead;"
+	local servers="server 127.0.0.1:$dead;" internal_servers=""
 	for i in "${ports[@]}"; do servers+=" server 127.0.0.1:$i;"; done
+	for i in "${internals[@]}"; do internal_servers+=" server 127.0.0.1:$i;"; done
 	sed -e "s|server hookwise:8080 resolve;|$servers|" \
+		-e "s|server hookwise:9090 resolve;|$internal_servers|" \
 		-e "s|listen 8080;|listen 127.0.0.1:$lb;|" \
 		-e "s|access_log /dev/stdout hookwise;|access_log $d/access.log hookwise;|" \
 		-e "s|error_log stderr warn;|error_log $d/error.log warn;|" \
@@ -916,12 +956,23 @@ smoke() {
 	expect "GET /metrics through nginx" "$(curl -s -o /dev/null -w '%{http_code}' "$url/metrics")" '^404$'
 	expect "admin API without token" "$(curl -s -o /dev/null -w '%{http_code}' "$url/api/v1/stats")" '^401$'
 	expect "admin API with token" "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$url/api/v1/stats")" '^200$'
+	expect "admin POST with token" "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $token" "$url/api/v1/dlq/retry")" '^202$'
+	expect "cross-site admin POST with token" "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $token" \
+		-H 'Sec-Fetch-Site: cross-site' "$url/api/v1/dlq/retry")" '^403$'
 	# nginx logs every upstream it tried: "dead, live" is a retry.
 	expect "a request retried past the dead replica" \
 		"$(grep -c "upstream=127.0.0.1:$dead, " "$d/access.log")" '^[1-9]'
+	# A replica's webhook port gives a stranger nothing that reaches the
+	# database: /readyz, /metrics and the admin API are on the internal port.
+	local path
+	for path in /readyz /metrics /api/v1/stats; do
+		expect "GET $path on a replica's webhook port" \
+			"$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${ports[0]}$path")" '^404$'
+	done
+	expect "GET /healthz on a replica's webhook port" "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${ports[0]}/healthz")" '^200$'
 	# Every replica's own /metrics: Prometheus's lint, and what was counted.
 	local m="" one
-	for i in "${ports[@]}"; do
+	for i in "${internals[@]}"; do
 		one="$(curl -s "http://127.0.0.1:$i/metrics")"
 		m+="$one"$'\n'
 		if have promtool; then

@@ -314,11 +314,9 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 		"GITHUB_WEBHOOK_SECRET=x", "GITHUB_TOKEN=t", "ANTHROPIC_API_KEY=k", "GITHUB_API_URL=http://127.0.0.1:1/",
 		"ANTHROPIC_BASE_URL=http://127.0.0.1:1", "HOOKWISE_METRICS_LISTEN=" + metricsAddr}
 	p := startServe(t, bin, env, filepath.Join(dir, "log"))
-	waitReady(t, addr)
-	// With metrics_listen, /metrics is served there and not on the
-	// webhook's port.
-	metrics := func(addr string) (int, string) {
-		resp, err := http.Get("http://" + addr + "/metrics")
+	waitReady(t, metricsAddr)
+	get := func(addr, path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
 			return 0, err.Error()
 		}
@@ -326,16 +324,27 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	metrics := func(addr string) (int, string) { return get(addr, "/metrics") }
+	// With metrics_listen, the webhook's port serves the webhook and
+	// /healthz only; metrics, readiness and the admin API (no token set, on
+	// a loopback listener) are on metrics_listen.
 	if code, body := metrics(metricsAddr); code != http.StatusOK || !strings.Contains(body, "hookwise_jobs{") {
 		t.Errorf("GET %s/metrics (metrics_listen) = %d %.200s, want 200 with hookwise_jobs", metricsAddr, code, body)
 	}
-	if code, _ := metrics(addr); code != http.StatusNotFound {
-		t.Errorf("GET %s/metrics (listen) = %d, want 404 when metrics_listen is set", addr, code)
+	for path, want := range map[string]int{"/metrics": 404, "/readyz": 404, "/api/v1/stats": 404, "/healthz": 200} {
+		if code, _ := get(addr, path); code != want {
+			t.Errorf("GET %s%s (listen) = %d, want %d when metrics_listen is set", addr, path, code, want)
+		}
+	}
+	for _, path := range []string{"/readyz", "/api/v1/stats", "/healthz"} {
+		if code, body := get(metricsAddr, path); code != http.StatusOK {
+			t.Errorf("GET %s%s (metrics_listen) = %d %.200s, want 200", metricsAddr, path, code, body)
+		}
 	}
 	// The container health check, which has no shell or curl to use.
 	healthcheck := func() (string, error) {
 		cmd := exec.Command(bin, "healthcheck")
-		cmd.Env = append(os.Environ(), "HOOKWISE_LISTEN="+addr, "HOOKWISE_CONFIG=")
+		cmd.Env = append(os.Environ(), "HOOKWISE_LISTEN="+addr, "HOOKWISE_METRICS_LISTEN="+metricsAddr, "HOOKWISE_CONFIG=")
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}

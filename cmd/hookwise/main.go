@@ -34,8 +34,9 @@ commands:
   migrate                    apply database migrations and exit
   check-config               print the effective configuration, secrets redacted
   version                    print the version, the commit it was built from and the Go version
-  healthcheck                exit 0 when the hookwise on this host's listen port is ready
-                             (GET /readyz), for container health checks without a shell
+  healthcheck                exit 0 when the hookwise on this host is ready (GET /readyz on
+                             metrics_listen when set, else on listen), for container
+                             health checks without a shell
   deliveries list [flags]    list stored deliveries (--status, --repo, --limit)
   deliveries show <id|guid>  show one delivery and its analysis
   replay <id|guid>           process a stored delivery again from the start
@@ -59,7 +60,7 @@ func main() {
 	}
 }
 
-func run(args []string, stdout, stderr io.Writer) error {
+func run(args []string, stdout, stderr io.Writer) (err error) {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -100,10 +101,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.LogFormat, stderr)
+	// No configured secret leaves the process in a log line or the error
+	// it exits with, whatever a library put in an error message.
+	redact := cfg.Redactor()
+	defer func() {
+		if err != nil {
+			err = redactedError{err: err, redact: redact}
+		}
+	}()
+	log := newLogger(cfg.LogFormat, stderr, redact)
 	switch cmd {
 	case "serve":
-		log.Info("starting", "version", version())
+		log.Info("starting", "version", version(), "database", config.RedactURL(cfg.DatabaseURL),
+			"listen", cfg.Listen, "metrics_listen", cfg.MetricsListen)
 		return serve(ctx, cfg, log)
 	case "migrate":
 		st, err := app.OpenStore(ctx, cfg.DatabaseURL)
@@ -113,7 +123,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "migrations applied")
 		return st.Close()
 	case "healthcheck":
-		return healthcheck(ctx, cfg.Listen, stdout)
+		// With metrics_listen set, /readyz is served there only.
+		listen := cfg.Listen
+		if cfg.MetricsListen != "" {
+			listen = cfg.MetricsListen
+		}
+		return healthcheck(ctx, listen, stdout)
 	case "check-config":
 		fmt.Fprint(stdout, cfg.Redacted())
 		if err := cfg.ValidateForServe(); err != nil {
@@ -170,7 +185,9 @@ func healthcheck(ctx context.Context, listen string, out io.Writer) error {
 	return nil
 }
 
-func newLogger(format string, w io.Writer) *slog.Logger {
+// newLogger logs to w in format, every message and string or error
+// attribute passed through redact.
+func newLogger(format string, w io.Writer, redact func(string) string) *slog.Logger {
 	if format == "" {
 		format = "json"
 		if f, ok := w.(*os.File); ok {
@@ -179,11 +196,31 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 			}
 		}
 	}
+	opts := &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		switch v := a.Value; {
+		case v.Kind() == slog.KindString:
+			a.Value = slog.StringValue(redact(v.String()))
+		case v.Kind() == slog.KindAny:
+			if err, ok := v.Any().(error); ok {
+				a.Value = slog.StringValue(redact(err.Error()))
+			}
+		}
+		return a
+	}}
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(w, nil))
+		return slog.New(slog.NewTextHandler(w, opts))
 	}
-	return slog.New(slog.NewJSONHandler(w, nil))
+	return slog.New(slog.NewJSONHandler(w, opts))
 }
+
+// redactedError is an error whose message went through redact.
+type redactedError struct {
+	err    error
+	redact func(string) string
+}
+
+func (e redactedError) Error() string { return e.redact(e.err.Error()) }
+func (e redactedError) Unwrap() error { return e.err }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := cfg.ValidateForServe(); err != nil {

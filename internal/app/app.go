@@ -39,7 +39,9 @@ type App struct {
 	Queue   *queue.Queue
 	webhook *webhook.Handler
 	handler http.Handler
-	metrics http.Handler // GET /metrics on cfg.MetricsListen; nil: on the main listener
+	// internal serves /metrics, /readyz and the admin API on
+	// cfg.MetricsListen; nil: handler serves them on the main listener.
+	internal http.Handler
 	// stopWebhook ends the webhook's committers once, from Run or Close.
 	stopWebhook func()
 }
@@ -158,11 +160,15 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		Store: st, Queue: q, Webhook: wh, Gatherer: reg,
 		AdminToken: cfg.AdminToken.Value(), Logger: log,
 	}
-	var metrics http.Handler
+	handler, internal := web.NewHandler(opts), http.Handler(nil)
 	if cfg.MetricsListen != "" {
-		opts.Gatherer, metrics = nil, web.MetricsHandler(reg, log)
+		// The port that faces the internet gets the webhook and /healthz:
+		// nothing there makes the database work for a stranger.
+		handler = web.NewHandler(web.Options{Webhook: wh, Logger: log})
+		opts.Webhook = nil
+		internal = web.NewHandler(opts)
 	}
-	return &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, handler: web.NewHandler(opts), metrics: metrics,
+	return &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, handler: handler, internal: internal,
 		stopWebhook: sync.OnceFunc(wh.Close)}, nil
 }
 
@@ -204,7 +210,8 @@ func periodic(cfg config.Config) []*river.PeriodicJob {
 	return jobs
 }
 
-// Handler is the HTTP surface: webhook, health, metrics and admin API.
+// Handler is the HTTP surface of the main listener: webhook and health, and
+// metrics, readiness and the admin API unless metrics_listen moves them.
 func (a *App) Handler() http.Handler { return a.handler }
 
 // Run works jobs and serves HTTP on ln until ctx ends, then shuts down
@@ -225,7 +232,7 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 		a.log.Info("rescued jobs left running by the previous process", "jobs", n)
 	}
 	var metricsLn net.Listener
-	if a.metrics != nil {
+	if a.internal != nil {
 		if metricsLn, err = net.Listen("tcp", a.cfg.MetricsListen); err != nil {
 			return fmt.Errorf("metrics_listen: %w", err)
 		}
@@ -242,6 +249,9 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       60 * time.Second,
 			IdleTimeout:       120 * time.Second,
+			// The admin API needs to know whether its listener is on
+			// loopback.
+			BaseContext: web.BaseContext,
 		}
 	}
 	srv := newServer(a.handler)
@@ -250,11 +260,9 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	a.log.Info("hookwise serving", "addr", ln.Addr().String())
 	var metricsSrv *http.Server
 	if metricsLn != nil {
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", a.metrics)
-		metricsSrv = newServer(mux)
+		metricsSrv = newServer(a.internal)
 		go func() { served <- metricsSrv.Serve(metricsLn) }()
-		a.log.Info("metrics serving", "addr", metricsLn.Addr().String())
+		a.log.Info("metrics, readiness and admin API serving", "addr", metricsLn.Addr().String())
 	}
 
 	var runErr error

@@ -72,6 +72,12 @@ type GitHubConfig struct {
 	// BotLogins are extra logins whose events are ignored, on top of
 	// hookwise's own identity and logins ending in "[bot]".
 	BotLogins []string `yaml:"bot_logins"`
+	// AllowedOwners and AllowedInstallations say whose deliveries are
+	// processed (see allowlist.go): a delivery is when either list admits
+	// it; the others are skipped as not_allowed. AllowedOwners holds
+	// account logins, or "*" for every owner.
+	AllowedOwners        []string `yaml:"allowed_owners"`
+	AllowedInstallations []int64  `yaml:"allowed_installations"`
 }
 
 // AnthropicConfig configures the Claude client.
@@ -413,7 +419,7 @@ var (
 	lineRE       = regexp.MustCompile(`^line (\d+): (.*)$`)
 	unknownRE    = regexp.MustCompile(`^field (\S+) not found in type`)
 	yamlValueRE  = regexp.MustCompile("`[^`]*`")
-	secretKeyRE  = regexp.MustCompile(`(^|\.)(admin_token|webhook_secrets(\[\d+\])?|token|app_private_key|api_key|alert_webhook)$`)
+	secretKeyRE  = regexp.MustCompile(`(^|\.)(admin_token|database_url|webhook_secrets(\[\d+\])?|token|app_private_key|api_key|alert_webhook)$`)
 	eventNameRE  = regexp.MustCompile(`^[a-z_]+(\.[a-z_]+)?$`)
 	yamlTypeName = strings.NewReplacer("config.", "")
 )
@@ -547,6 +553,7 @@ func (c *Config) applyEnv(env map[string]string) error {
 		c.GitHub.AppPrivateKey, c.GitHub.AppPrivateKeyFile = "", keyFile
 	}
 	str("GITHUB_API_URL", &c.GitHub.APIURL)
+	errs = append(errs, c.GitHub.allowlistFromEnv(env)...)
 	integer("GITHUB_WRITES_PER_MINUTE", func(n int64) { c.GitHub.WritesPerMinute = int(n) })
 	integer("GITHUB_WRITES_PER_HOUR", func(n int64) { c.GitHub.WritesPerHour = int(n) })
 
@@ -618,7 +625,7 @@ func (c Config) Validate() error {
 	checkURL := func(key, s string) {
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad(key, "want an http:// or https:// URL, got %q", s)
+			bad(key, "want an http:// or https:// URL, got %q", RedactURL(s))
 		}
 	}
 
@@ -666,6 +673,7 @@ func (c Config) Validate() error {
 			bad(fmt.Sprintf("github.bot_logins[%d]", i), "must not be empty")
 		}
 	}
+	errs = append(errs, c.GitHub.validateAllowlist()...)
 
 	if c.Anthropic.BaseURL != "" {
 		checkURL("anthropic.base_url", c.Anthropic.BaseURL)
@@ -932,6 +940,7 @@ func (c Config) ValidateForServe() error {
 	if c.Anthropic.APIKey == "" {
 		bad("anthropic.api_key: set ANTHROPIC_API_KEY")
 	}
+	errs = append(errs, gh.allowlistForServe())
 	return errors.Join(errs...)
 }
 
@@ -1022,8 +1031,12 @@ func (s Settings) Batched(event, action string) bool {
 }
 
 // Redacted returns the effective configuration as YAML with every secret
-// shown as "[redacted]", or "" where unset.
+// shown as "[redacted]", or "" where unset, and the passwords of URLs
+// redacted (see RedactURL).
 func (c Config) Redacted() string {
+	c.DatabaseURL = RedactURL(c.DatabaseURL)
+	c.GitHub.APIURL = RedactURL(c.GitHub.APIURL)
+	c.Anthropic.BaseURL = RedactURL(c.Anthropic.BaseURL)
 	var b strings.Builder
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)

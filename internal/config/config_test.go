@@ -275,6 +275,11 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`GITHUB_APP_ID: want a whole number, got "1.5"`},
 		},
 		{
+			name: "bad env installations",
+			env:  map[string]string{"GITHUB_ALLOWED_INSTALLATIONS": "12, acme"},
+			want: []string{`GITHUB_ALLOWED_INSTALLATIONS: want installation ids separated by commas, got "12, acme"`},
+		},
+		{
 			name: "bad env workers is validated",
 			env:  map[string]string{"HOOKWISE_WORKERS": "0"},
 			want: []string{"queue.workers: must be at least 1, got 0"},
@@ -382,6 +387,18 @@ func TestValidate(t *testing.T) {
 		}, `repositories[0].events[0]: unsupported event "push"`},
 		{"defaults.batch_events", func(c *Config) { c.Defaults.BatchEvents = []string{"workflow_run.requested"} },
 			`defaults.batch_events[0]: unsupported event "workflow_run.requested"`},
+		{"allowed_owners repository", func(c *Config) { c.GitHub.AllowedOwners = []string{"acme", "acme/app"} },
+			`github.allowed_owners[1]: want an account login such as "acme", not a repository, got "acme/app"`},
+		{"allowed_owners empty", func(c *Config) { c.GitHub.AllowedOwners = []string{""} },
+			`github.allowed_owners[0]: want an account login such as "acme", or "*", got ""`},
+		{"allowed_owners hostile", func(c *Config) { c.GitHub.AllowedOwners = []string{"acme\nevil"} },
+			`github.allowed_owners[0]: want an account login such as "acme", or "*", got "acme\nevil"`},
+		{"allowed_owners star and more", func(c *Config) { c.GitHub.AllowedOwners = []string{"*", "acme"} },
+			`github.allowed_owners[0]: "*" serves every owner: list it alone`},
+		{"allowed_installations", func(c *Config) { c.GitHub.AllowedInstallations = []int64{5, 0} },
+			"github.allowed_installations[1]: want an installation id above 0, got 0"},
+		{"github.api_url with a password", func(c *Config) { c.GitHub.APIURL = "ftp://proxy:S3CRET-API-PW@ghe/" },
+			`github.api_url: want an http:// or https:// URL, got "ftp://proxy:[redacted]@ghe/"`},
 		{"rule batch_events", func(c *Config) {
 			c.Repositories = []RepoRule{{Match: "a/b", RepoSettings: RepoSettings{BatchEvents: []string{"issues", "star"}}}}
 		}, `repositories[0].batch_events[1]: unsupported event "star"`},
@@ -430,7 +447,25 @@ func TestValidateForServe(t *testing.T) {
 		{"app", func(c *Config) {
 			ok(c)
 			c.GitHub.Token, c.GitHub.AppID, c.GitHub.AppPrivateKey = "", 7, pemKey
+			c.GitHub.AllowedOwners = []string{"acme"}
 		}, ""},
+		{"app serving every installation", func(c *Config) {
+			ok(c)
+			c.GitHub.Token, c.GitHub.AppID, c.GitHub.AppPrivateKey = "", 7, pemKey
+			c.GitHub.AllowedOwners = []string{"*"}
+		}, ""},
+		{"app serving installations by id", func(c *Config) {
+			ok(c)
+			c.GitHub.Token, c.GitHub.AppID, c.GitHub.AppPrivateKey = "", 7, pemKey
+			c.GitHub.AllowedInstallations = []int64{12345}
+		}, ""},
+		{"app without allowlist", func(c *Config) {
+			ok(c)
+			c.GitHub.Token, c.GitHub.AppID, c.GitHub.AppPrivateKey = "", 7, pemKey
+		}, `github.allowed_owners: GITHUB_APP_ID is set, and anyone who installs the App would be served`},
+		{"token with owners", func(c *Config) { ok(c); c.GitHub.AllowedOwners = []string{"acme"} }, ""},
+		{"token with installations", func(c *Config) { ok(c); c.GitHub.AllowedInstallations = []int64{1} },
+			"github.allowed_installations: installations belong to a GitHub App"},
 		{"no webhook secret", func(c *Config) { ok(c); c.GitHub.WebhookSecrets = nil }, "github.webhook_secrets: set GITHUB_WEBHOOK_SECRET"},
 		{"no github auth", func(c *Config) { ok(c); c.GitHub.Token = "" }, "github: set GITHUB_TOKEN or GITHUB_APP_ID with GITHUB_APP_PRIVATE_KEY"},
 		{"both auth modes", func(c *Config) { ok(c); c.GitHub.AppID = 7 }, "github: set either GITHUB_TOKEN or GITHUB_APP_ID, not both"},
@@ -634,5 +669,111 @@ func TestAlertWebhookNotEchoed(t *testing.T) {
 	}
 	if strings.Contains(c.Redacted(), "secret-part") {
 		t.Errorf("Redacted() shows the alert webhook:\n%s", c.Redacted())
+	}
+}
+
+func TestAllowlistFromEnv(t *testing.T) {
+	t.Parallel()
+	c := mustLoad(t, "github:\n  allowed_owners: [from-file]\n", map[string]string{
+		"GITHUB_ALLOWED_OWNERS":        " acme, octo-org ,,",
+		"GITHUB_ALLOWED_INSTALLATIONS": "12345, 678",
+	})
+	if want := []string{"acme", "octo-org"}; !reflect.DeepEqual(c.GitHub.AllowedOwners, want) {
+		t.Errorf("AllowedOwners = %q, want %q", c.GitHub.AllowedOwners, want)
+	}
+	if want := []int64{12345, 678}; !reflect.DeepEqual(c.GitHub.AllowedInstallations, want) {
+		t.Errorf("AllowedInstallations = %v, want %v", c.GitHub.AllowedInstallations, want)
+	}
+	if c := mustLoad(t, "github:\n  allowed_owners: [from-file]\n", nil); !reflect.DeepEqual(c.GitHub.AllowedOwners, []string{"from-file"}) {
+		t.Errorf("AllowedOwners from the file = %q, want [from-file]", c.GitHub.AllowedOwners)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ in, want string }{
+		{"postgres://hookwise:S3CRET-PG-PASSWORD@db:5432/hookwise?sslmode=require",
+			"postgres://hookwise:[redacted]@db:5432/hookwise?sslmode=require"},
+		{"postgresql://u:p%40ss%3Aw0rd@db/h", "postgresql://u:[redacted]@db/h"},
+		{"postgres://u:S3CRET@[::1]:5432/h", "postgres://u:[redacted]@[::1]:5432/h"},
+		{"postgres://hookwise@db/h?password=S3CRET&sslmode=disable", "postgres://hookwise@db/h?password=[redacted]&sslmode=disable"},
+		{"postgres://db/h?sslpassword=S3CRET", "postgres://db/h?sslpassword=[redacted]"},
+		{"postgres://hookwise@db/h", "postgres://hookwise@db/h"},
+		{"postgres://u:S3CRET@db:port/h", "postgres://[redacted]"}, // does not parse
+		{"postgres://u:S3CRET@db/h\x7f", "postgres://[redacted]"},
+		{"./data/hookwise.db", "./data/hookwise.db"},
+		{"/var/lib/pass:word@x.db", "/var/lib/pass:word@x.db"},
+		{"https://api.github.com/", "https://api.github.com/"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := RedactURL(tt.in); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+		if strings.Contains(RedactURL(tt.in), "S3CRET") || strings.Contains(RedactURL(tt.in), "w0rd") {
+			t.Errorf("RedactURL(%q) = %q, leaks the password", tt.in, RedactURL(tt.in))
+		}
+	}
+}
+
+func TestRedactedDatabaseURL(t *testing.T) {
+	t.Parallel()
+	c := mustLoad(t, "", map[string]string{
+		"HOOKWISE_DATABASE_URL": "postgres://hookwise:S3CRET-PG-PASSWORD@db:5432/hookwise?sslmode=require",
+		"GITHUB_API_URL":        "https://proxy:S3CRET-API-PASSWORD@ghe.example.com/api/v3/",
+	})
+	red := c.Redacted()
+	if strings.Contains(red, "S3CRET") {
+		t.Errorf("Redacted() shows a password:\n%s", red)
+	}
+	for _, want := range []string{"database_url: postgres://hookwise:[redacted]@db:5432/hookwise?sslmode=require",
+		"api_url: https://proxy:[redacted]@ghe.example.com/api/v3/"} {
+		if !strings.Contains(red, want) {
+			t.Errorf("Redacted() lacks %q:\n%s", want, red)
+		}
+	}
+	if c.DatabaseURL != "postgres://hookwise:S3CRET-PG-PASSWORD@db:5432/hookwise?sslmode=require" {
+		t.Errorf("DatabaseURL = %q after Redacted(), want it unchanged", c.DatabaseURL)
+	}
+}
+
+func TestRedactor(t *testing.T) {
+	t.Parallel()
+	c := Default()
+	c.DatabaseURL = "postgres://hookwise:S3CRET%2FPG@db/hookwise?sslpassword=S3CRET-SSL-PW"
+	c.GitHub.WebhookSecrets = []Secret{"S3CRET-HOOK-1", "S3CRET-HOOK-2"}
+	c.GitHub.Token = "S3CRET-GH-TOKEN"
+	c.GitHub.AppPrivateKey = "-----BEGIN RSA PRIVATE KEY-----\nS3CRETKEYBODY\n-----END RSA PRIVATE KEY-----\n"
+	c.Anthropic.APIKey = "S3CRET-ANTHROPIC"
+	c.AdminToken = "S3CRET-ADMIN"
+	c.Budget.AlertWebhook = "https://hooks.example.com/services/S3CRET-PATH"
+	redact := c.Redactor()
+	tests := []struct{ in, want string }{
+		{`open database: cannot parse "` + c.DatabaseURL + `": bad`, `open database: cannot parse "postgres://hookwise:[redacted]@db/hookwise?sslpassword=[redacted]": bad`},
+		{"auth failed for password S3CRET/PG", "auth failed for password [redacted]"},
+		{"auth failed for password S3CRET%2FPG", "auth failed for password [redacted]"},
+		{"sslpassword S3CRET-SSL-PW", "sslpassword [redacted]"},
+		{"sig S3CRET-HOOK-2 and S3CRET-HOOK-1", "sig [redacted] and [redacted]"},
+		{"Bearer S3CRET-GH-TOKEN; x-api-key S3CRET-ANTHROPIC; S3CRET-ADMIN", "Bearer [redacted]; x-api-key [redacted]; [redacted]"},
+		{`Post "https://hooks.example.com/services/S3CRET-PATH": EOF`, `Post "[redacted]": EOF`},
+		{"key " + c.GitHub.AppPrivateKey.Value(), "key [redacted]\n"},
+		{"nothing secret here", "nothing secret here"},
+	}
+	for _, tt := range tests {
+		if got := redact(tt.in); got != tt.want {
+			t.Errorf("redact(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	sqlite := Default()
+	sqlite.DatabaseURL = "/var/lib/hookwise/hookwise.db"
+	if got := sqlite.Redactor()("open /var/lib/hookwise/hookwise.db: denied"); got != "open /var/lib/hookwise/hookwise.db: denied" {
+		t.Errorf("redact with a SQLite path = %q, want the path shown", got)
+	}
+	// Values too short to be real secrets are left alone: scrubbing them
+	// would blank ordinary words.
+	short := Default()
+	short.GitHub.Token, short.Anthropic.APIKey = "x", "key"
+	if got := short.Redactor()("x marks the key"); got != "x marks the key" {
+		t.Errorf("redact with short secrets = %q, want it unchanged", got)
 	}
 }

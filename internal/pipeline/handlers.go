@@ -269,6 +269,9 @@ func (p *Pipeline) plan(ctx context.Context, d store.Delivery) (*task, *skip, er
 	if ev.Repository.FullName == "" {
 		return nil, skipf("no_repository", "event has no repository"), nil
 	}
+	if sk := notAllowed(p.cfg.GitHub, &ev); sk != nil {
+		return nil, sk, nil
+	}
 	settings := p.cfg.For(ev.Repository.FullName)
 	if !slices.Contains(config.SupportedEvents(), d.EventName()) {
 		if adminActions[d.Action] {

@@ -14,24 +14,31 @@ import (
 // scrapeTimeout bounds the database queries of one scrape.
 const scrapeTimeout = 5 * time.Second
 
+// scrapeFor is how long the database-backed gauges of one scrape answer the
+// next ones: shorter than any scrape interval, so Prometheus never sees a
+// repeat, and long enough that whoever can reach /metrics cannot make the
+// database count jobs and sum the ledger at will.
+const scrapeFor = 2 * time.Second
+
 var jobsDesc = prometheus.NewDesc("hookwise_jobs",
 	"Jobs in the queue by River state, counted at scrape time.", []string{"state"}, nil)
 
-// jobsCollector reports hookwise_jobs{state} from the queue at each scrape,
+// jobsCollector reports hookwise_jobs{state} from the queue at scrape time,
 // so the numbers come from the database and agree across instances.
-type jobsCollector struct{ q Queue }
+type jobsCollector struct{ counts *shared[map[string]int64] }
 
 // JobsCollector returns a collector of the gauge hookwise_jobs{state}, read
-// from q.JobCounts at scrape time. Register it on the registry whose
-// Gatherer is given to NewHandler.
-func JobsCollector(q Queue) prometheus.Collector { return jobsCollector{q: q} }
+// from q.JobCounts at scrape time (one read serves the scrapes of the next
+// two seconds). Register it on the registry whose Gatherer is given to
+// NewHandler.
+func JobsCollector(q Queue) prometheus.Collector {
+	return jobsCollector{counts: newShared(scrapeFor, scrapeTimeout, q.JobCounts)}
+}
 
 func (c jobsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- jobsDesc }
 
 func (c jobsCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
-	defer cancel()
-	counts, err := c.q.JobCounts(ctx)
+	counts, err := c.counts.get(context.Background())
 	if err != nil {
 		// The scrape handler logs it and serves the other metrics.
 		ch <- prometheus.NewInvalidMetric(jobsDesc, err)
@@ -63,19 +70,34 @@ type Spender interface {
 }
 
 // budgetCollector reports every configured budget's spending from the
-// ledger at each scrape: the same on every instance, and back to zero as
+// ledger at scrape time: the same on every instance, and back to zero as
 // soon as a period resets, not at the next call.
 type budgetCollector struct {
-	spender Spender
-	budgets cost.Budgets
-	now     func() time.Time
+	spending *shared[[]budgetSpent]
+}
+
+// budgetSpent is one budget's limit and what its scope spent, or why that
+// could not be read.
+type budgetSpent struct {
+	limit store.Limit
+	spent int64
+	err   error
 }
 
 // BudgetCollector returns a collector of hookwise_budget_spent_dollars and
 // hookwise_budget_limit_dollars{scope,period} for every budget configured,
-// in the periods that hold now().
+// in the periods that hold now() (one read of the ledger serves the scrapes
+// of the next two seconds).
 func BudgetCollector(s Spender, b cost.Budgets, now func() time.Time) prometheus.Collector {
-	return budgetCollector{spender: s, budgets: b, now: now}
+	read := func(ctx context.Context) ([]budgetSpent, error) {
+		var out []budgetSpent
+		for _, l := range b.All(now()) {
+			spent, err := s.Spent(ctx, l)
+			out = append(out, budgetSpent{limit: l, spent: spent, err: err})
+		}
+		return out, nil
+	}
+	return budgetCollector{spending: newShared(scrapeFor, scrapeTimeout, read)}
 }
 
 func (c budgetCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -84,15 +106,14 @@ func (c budgetCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c budgetCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
-	defer cancel()
-	for _, l := range c.budgets.All(c.now()) {
+	spending, _ := c.spending.get(context.Background()) // errors are per budget
+	for _, b := range spending {
+		l := b.limit
 		ch <- prometheus.MustNewConstMetric(budgetLimitDesc, prometheus.GaugeValue, float64(l.Micros)/1e6, l.Scope, l.Kind())
-		spent, err := c.spender.Spent(ctx, l)
-		if err != nil {
-			ch <- prometheus.NewInvalidMetric(budgetSpentDesc, err)
+		if b.err != nil {
+			ch <- prometheus.NewInvalidMetric(budgetSpentDesc, b.err)
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(budgetSpentDesc, prometheus.GaugeValue, float64(spent)/1e6, l.Scope, l.Kind())
+		ch <- prometheus.MustNewConstMetric(budgetSpentDesc, prometheus.GaugeValue, float64(b.spent)/1e6, l.Scope, l.Kind())
 	}
 }

@@ -1,19 +1,20 @@
 // Package web is hookwise's HTTP surface besides the webhook itself: health
 // and readiness probes, Prometheus metrics, and the admin API under /api/v1.
 // It mounts the webhook handler it is given but knows nothing about it.
+//
+// One handler can serve everything, or two can split it: a public one with
+// the webhook and /healthz only, and an internal one with the rest (see
+// Options). Whatever a stranger can reach costs at most one database check
+// a second: /readyz and the database-backed metrics share a short cache.
 package web
 
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,8 @@ type Queue interface {
 
 // Options are NewHandler's dependencies.
 type Options struct {
+	// Store and Queue back /readyz and the admin API; a nil Store mounts
+	// neither.
 	Store Store
 	Queue Queue
 	// Webhook is mounted at POST /webhook and POST /github-webhook (the old
@@ -59,7 +62,8 @@ type Options struct {
 	// Gatherer is exposed at GET /metrics. Nil mounts nothing there.
 	Gatherer prometheus.Gatherer
 	// AdminToken guards /api/v1. While it is empty the admin API answers
-	// only clients on loopback.
+	// only on a listener bound to loopback (see BaseContext), to requests
+	// for a loopback host that came through no proxy.
 	AdminToken string
 	// Logger gets 5xx causes and failed readiness checks; nil discards them.
 	Logger *slog.Logger
@@ -69,32 +73,45 @@ type Options struct {
 // probe fail rather than hang.
 const readyTimeout = 2 * time.Second
 
+// readyFor is how long a readiness check's result answers every probe:
+// the check commits a write and syncs it, which anyone who can reach
+// /readyz must not be able to make the database do at will.
+const readyFor = time.Second
+
 type server struct {
 	store Store
 	queue Queue
 	log   *slog.Logger
+	ready *shared[struct{}]
 	// tokenSum is the SHA-256 of the admin token, nil when none is set.
 	// Comparing fixed-size digests keeps the comparison constant-time
 	// whatever the length of the presented token.
 	tokenSum []byte
+	// crossOrigin refuses state-changing requests a browser sends from
+	// another origin.
+	crossOrigin *http.CrossOriginProtection
 }
 
-// MetricsHandler serves g's metrics in the Prometheus format, logging
+// metricsHandler serves g's metrics in the Prometheus format, logging
 // collector errors to log.
-func MetricsHandler(g prometheus.Gatherer, log *slog.Logger) http.Handler {
+func metricsHandler(g prometheus.Gatherer, log *slog.Logger) http.Handler {
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		// One failing collector (say, job counts while the database is
 		// down) must not hide every other metric, and collector errors
 		// belong in the log, not in the scrape body.
 		ErrorHandling: promhttp.ContinueOnError,
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// Prometheus servers scrape one at a time each; more at once is
+		// someone else, who gets 503 rather than CPU.
+		MaxRequestsInFlight: 4,
 	})
 }
 
-// NewHandler returns the HTTP surface: /healthz, /readyz, /metrics, the
-// webhook paths and the admin API.
+// NewHandler returns the HTTP surface: /healthz always, and /readyz, the
+// admin API, /metrics and the webhook paths where opts provides what they
+// need.
 func NewHandler(opts Options) http.Handler {
-	s := &server{store: opts.Store, queue: opts.Queue, log: opts.Logger}
+	s := &server{store: opts.Store, queue: opts.Queue, log: opts.Logger, crossOrigin: http.NewCrossOriginProtection()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -107,14 +124,23 @@ func NewHandler(opts Options) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeText(w, http.StatusOK, "ok")
 	})
-	mux.HandleFunc("GET /readyz", s.readyz)
 	if opts.Gatherer != nil {
-		mux.Handle("GET /metrics", MetricsHandler(opts.Gatherer, s.log))
+		mux.Handle("GET /metrics", metricsHandler(opts.Gatherer, s.log))
 	}
 	if opts.Webhook != nil {
 		mux.Handle("POST /webhook", opts.Webhook)
 		mux.Handle("POST /github-webhook", opts.Webhook)
 	}
+	if opts.Store != nil {
+		s.ready = newShared(readyFor, readyTimeout, s.checkReady)
+		mux.HandleFunc("GET /readyz", s.readyz)
+		s.mountAdmin(mux)
+	}
+	return mux
+}
+
+// mountAdmin mounts the admin API.
+func (s *server) mountAdmin(mux *http.ServeMux) {
 	mux.Handle("GET /api/v1/stats", s.admin(s.stats))
 	mux.Handle("GET /api/v1/costs", s.admin(s.costs))
 	mux.Handle("GET /api/v1/deliveries", s.admin(s.listDeliveries))
@@ -125,15 +151,21 @@ func NewHandler(opts Options) http.Handler {
 	mux.Handle("GET /api/v1/dlq/{ref}", s.admin(s.showDead))
 	mux.Handle("POST /api/v1/dlq/{ref}/retry", s.admin(s.retryDead))
 	mux.Handle("POST /api/v1/dlq/{ref}/discard", s.admin(s.discardDead))
-	return mux
+}
+
+// checkReady is one readiness check. A failure is logged here, once per
+// check, rather than once per probe that reads it.
+func (s *server) checkReady(ctx context.Context) (struct{}, error) {
+	err := s.store.Ready(ctx)
+	if err != nil {
+		s.log.Warn("store not ready", "err", err)
+	}
+	return struct{}{}, err
 }
 
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-	defer cancel()
-	if err := s.store.Ready(ctx); err != nil {
-		code, msg := s.failure(r, &httpError{code: http.StatusServiceUnavailable, msg: "store not ready", err: err})
-		writeText(w, code, msg)
+	if _, err := s.ready.get(r.Context()); err != nil {
+		writeText(w, http.StatusServiceUnavailable, "store not ready")
 		return
 	}
 	writeText(w, http.StatusOK, "ok")
@@ -143,11 +175,15 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 // error, which admin turns into the answer.
 type apiFunc func(w http.ResponseWriter, r *http.Request) error
 
-// admin guards fn with the admin check and turns its error into a JSON answer.
+// admin guards fn with the admin checks and turns its error into a JSON
+// answer.
 func (s *server) admin(fn apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		err := s.authorize(r)
+		err := s.notCrossSite(r)
+		if err == nil {
+			err = s.authorize(r)
+		}
 		if err == nil {
 			err = fn(w, r)
 		}
@@ -161,46 +197,7 @@ func (s *server) admin(fn apiFunc) http.Handler {
 	})
 }
 
-var (
-	errUnauthorized = errors.New("missing or wrong admin token")
-	errNotLoopback  = errors.New("admin API answers only loopback clients while no admin token is set")
-	errNoDelivery   = errors.New("delivery not found")
-)
-
-// authorize decides whether r may use the admin API.
-func (s *server) authorize(r *http.Request) error {
-	if s.tokenSum == nil {
-		// Only the connection's own address counts: X-Forwarded-For and the
-		// like are set by whoever sends the request.
-		if !isLoopback(r.RemoteAddr) {
-			return errNotLoopback
-		}
-		return nil
-	}
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return errUnauthorized
-	}
-	sum := sha256.Sum256([]byte(token))
-	if subtle.ConstantTimeCompare(sum[:], s.tokenSum) != 1 {
-		return errUnauthorized
-	}
-	return nil
-}
-
-// isLoopback reports whether remoteAddr (host:port, as net/http sets it) is
-// in 127.0.0.0/8 or ::1, including IPv4-mapped IPv6 forms.
-func isLoopback(remoteAddr string) bool {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	return addr.Unmap().IsLoopback()
-}
+var errNoDelivery = errors.New("delivery not found")
 
 // httpError is a failure whose status and client-safe message are known
 // where it happens, such as a bad query parameter. err, if any, is the
@@ -233,8 +230,8 @@ func (s *server) failure(r *http.Request, err error) (int, string) {
 		code, msg = he.code, he.msg
 	case errors.Is(err, errUnauthorized):
 		code, msg = http.StatusUnauthorized, "unauthorized"
-	case errors.Is(err, errNotLoopback):
-		code, msg = http.StatusForbidden, errNotLoopback.Error()
+	case errors.As(err, new(forbiddenError)):
+		code, msg = http.StatusForbidden, err.Error()
 	case errors.Is(err, errNoDelivery):
 		code, msg = http.StatusNotFound, errNoDelivery.Error()
 	case errors.Is(err, store.ErrNotFound):
