@@ -38,6 +38,10 @@ type App struct {
 	Store   *store.Store
 	Queue   *queue.Queue
 	webhook *webhook.Handler
+	// allow is the webhook's source allowlist (nil: none); when it follows
+	// GitHub's hook ranges, Run keeps them fresh from github.
+	allow   *webhook.Allowlist
+	github  *gh.Client
 	handler http.Handler
 	metrics http.Handler // GET /metrics on cfg.MetricsListen; nil: on the main listener
 	// stopWebhook ends the webhook's committers once, from Run or Close.
@@ -153,6 +157,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	}
 	ingest := webhook.Options{Secrets: secrets, Persister: q, Logger: log, Registerer: reg}
 	ingest.Committers, ingest.DurableCommits = st.CommitProfile()
+	guardWebhook(&ingest, cfg.Webhook)
 	wh := webhook.New(ingest)
 	opts := web.Options{
 		Store: st, Queue: q, Webhook: wh, Gatherer: reg,
@@ -162,8 +167,8 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	if cfg.MetricsListen != "" {
 		opts.Gatherer, metrics = nil, web.MetricsHandler(reg, log)
 	}
-	return &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, handler: web.NewHandler(opts), metrics: metrics,
-		stopWebhook: sync.OnceFunc(wh.Close)}, nil
+	return &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, allow: ingest.Allow, github: github,
+		handler: web.NewHandler(opts), metrics: metrics, stopWebhook: sync.OnceFunc(wh.Close)}, nil
 }
 
 // newGitHub builds the GitHub client from the configuration.
@@ -243,6 +248,9 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 			ReadTimeout:       60 * time.Second,
 			IdleTimeout:       120 * time.Second,
 		}
+	}
+	if a.allow != nil && a.allow.FollowsGitHub() {
+		go a.allow.Follow(ctx, a.github, time.Duration(a.cfg.Webhook.HookRangesRefresh), a.log)
 	}
 	srv := newServer(a.handler)
 	served := make(chan error, 2)

@@ -28,13 +28,13 @@ type clients struct {
 
 // client is one address's standing (one IPv6 /64's).
 type client struct {
-	key        netip.Addr
-	share      *semaphore.Weighted // nil without a share limit
-	active     int                 // requests in flight
-	unverified int                 // of those, not yet verified
-	strikes    int                 // failures in the window ending at windowEnd
-	windowEnd  time.Time
-	until      time.Time // in the penalty box until then
+	key       netip.Addr
+	share     *semaphore.Weighted // body bytes; nil without a share limit
+	slots     *semaphore.Weighted // unverified requests; nil without a limit
+	active    int                 // requests in flight
+	strikes   int                 // failures in the window ending at windowEnd
+	windowEnd time.Time
+	until     time.Time // in the penalty box until then
 }
 
 func newClients(o Options) *clients {
@@ -57,12 +57,17 @@ func newClients(o Options) *clients {
 type visit struct {
 	addr       netip.Addr // the client, as told through trusted proxies
 	c          *client    // nil until admitted
-	unverified bool       // holds one of the client's unverified places
+	unverified bool       // admitted, not verified yet: holds one of the client's places
 	read       bool       // the body was read to its end
 }
 
-// admit lets v's client start one more unverified request, or refuses it
-// (429) while the client is in the penalty box or has too many.
+// errBusy refuses a request that found none of its client's unverified
+// places free in time.
+var errBusy = &reqError{code: http.StatusTooManyRequests, reason: "busy", retryAfter: time.Second,
+	msg: "too many requests from this address being read at once; retry later"}
+
+// admit counts v against its client, or refuses it (429) while the client
+// is in the penalty box. Its unverified place is taken by the caller.
 func (cs *clients) admit(v *visit, now time.Time) error {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -76,31 +81,28 @@ func (cs *clients) admit(v *visit, now time.Time) error {
 		if cs.share > 0 {
 			c.share = semaphore.NewWeighted(cs.share)
 		}
+		if cs.maxUnverified > 0 {
+			c.slots = semaphore.NewWeighted(int64(cs.maxUnverified))
+		}
 		cs.m[key] = c
 	}
 	if now.Before(c.until) {
 		return &reqError{code: http.StatusTooManyRequests, reason: "penalty", retryAfter: c.until.Sub(now),
 			msg: "too many failed deliveries from this address; retry later"}
 	}
-	if cs.maxUnverified > 0 && c.unverified >= cs.maxUnverified {
-		return &reqError{code: http.StatusTooManyRequests, reason: "busy", retryAfter: time.Second,
-			msg: "too many requests from this address being read at once; retry later"}
-	}
 	c.active++
-	c.unverified++
-	v.c, v.unverified = c, true
+	v.c = c
 	return nil
 }
 
 // vouch gives back v's unverified place once its signature checks out.
 func (cs *clients) vouch(v *visit) {
-	if !v.unverified {
-		return
+	if v.unverified {
+		if v.c.slots != nil {
+			v.c.slots.Release(1)
+		}
+		v.unverified = false
 	}
-	cs.mu.Lock()
-	v.c.unverified--
-	v.unverified = false
-	cs.mu.Unlock()
 }
 
 // leave ends v's request. A strike counts a failure against its client;
@@ -110,12 +112,9 @@ func (cs *clients) leave(v *visit, strike bool, now time.Time) (penalised bool) 
 	if c == nil {
 		return false
 	}
+	cs.vouch(v)
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if v.unverified {
-		c.unverified--
-		v.unverified = false
-	}
 	c.active--
 	if strike && cs.strikes > 0 {
 		if !now.Before(c.windowEnd) {

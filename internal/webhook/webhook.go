@@ -87,8 +87,8 @@ type Options struct {
 	// the share off.
 	ClientBodyShare float64
 	// ClientMaxUnverified caps one client's requests whose signature is not
-	// checked yet; more are answered 429 at once. Default 32; negative: no
-	// limit.
+	// checked yet; more wait up to QueueWait, before a byte of their body
+	// is read, then are answered 429. Default 32; negative: no limit.
 	ClientMaxUnverified int
 	// PenaltyFailures failures within PenaltyWindow (a missing or wrong
 	// signature, a body over 25 MB or not sent within 20 s) put a client in
@@ -523,6 +523,14 @@ func (h *Handler) admit(r *http.Request, v *visit) (string, error) {
 	if _, ok := parseSignature(header); !ok {
 		return "", strike(http.StatusUnauthorized, "signature does not match")
 	}
+	// A place among the client's unverified requests; waiting for one costs
+	// a connection, not memory: no byte of the body is read yet.
+	if slots := v.c.slots; slots != nil {
+		if err := h.acquire(r.Context(), slots, 1, errBusy); err != nil {
+			return "", err
+		}
+	}
+	v.unverified = true
 	return mediaType, nil
 }
 

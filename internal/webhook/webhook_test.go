@@ -92,7 +92,7 @@ func newHandlerTuned(t testing.TB, url string, wrap func(webhook.Persister) webh
 }
 
 // count runs a SELECT COUNT(*) query.
-func (e *env) count(t *testing.T, query string) int {
+func (e *env) count(t testing.TB, query string) int {
 	t.Helper()
 	var n int
 	if err := e.st.DB.QueryRow(query).Scan(&n); err != nil {
