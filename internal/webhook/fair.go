@@ -137,21 +137,22 @@ func (c *client) idle(now time.Time) bool {
 }
 
 // evict makes room in a full table: first the clients that hold and owe
-// nothing, then, if the table is still nearly full, clients in the penalty
-// box or with strikes (they start again with a clean slate). Clients with
-// requests in flight stay. Called with mu held.
+// nothing, then, while the table is still over three quarters full, those
+// with strikes, and last those in the penalty box (they start again with a
+// clean slate). Clients with requests in flight stay. Called with mu held.
 func (cs *clients) evict(now time.Time) {
-	for k, c := range cs.m {
-		if c.active == 0 && c.idle(now) {
-			delete(cs.m, k)
-		}
-	}
-	for k, c := range cs.m {
-		if len(cs.m) <= cs.max*3/4 {
-			break
-		}
-		if c.active == 0 {
-			delete(cs.m, k)
+	for _, gone := range []func(*client) bool{
+		func(c *client) bool { return c.idle(now) },
+		func(c *client) bool { return !now.Before(c.until) },
+		func(*client) bool { return true },
+	} {
+		for k, c := range cs.m {
+			if len(cs.m) <= cs.max*3/4 {
+				break
+			}
+			if c.active == 0 && gone(c) {
+				delete(cs.m, k)
+			}
 		}
 	}
 	// Whatever is left is in flight: the next eviction waits until the

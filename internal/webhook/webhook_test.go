@@ -31,6 +31,7 @@ var testSecret = []byte("test-secret")
 // SQLite store through River.
 type env struct {
 	st  *store.Store
+	h   *webhook.Handler
 	srv *httptest.Server
 }
 
@@ -88,7 +89,7 @@ func newHandlerTuned(t testing.TB, url string, wrap func(webhook.Persister) webh
 	t.Cleanup(h.Close)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{st: st, srv: srv}
+	return &env{st: st, h: h, srv: srv}
 }
 
 // count runs a SELECT COUNT(*) query.
