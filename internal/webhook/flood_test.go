@@ -68,16 +68,19 @@ func TestFloodKeepsGitHubServed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("floods a real server for 12 s")
 	}
+	limit, d := 250*time.Millisecond, 10*time.Second
 	if raceEnabled {
-		t.Skip("latency under the race detector says nothing about the handler")
+		// The race detector slows everything several times over: the bound
+		// is then GitHub's own timeout, on a shorter flood.
+		limit, d = 10*time.Second, 5*time.Second
 	}
-	res := runFlood(t, nil, 10*time.Second)
+	res := runFlood(t, nil, d)
 	t.Log(res)
 	if res.ok != res.sent {
 		t.Errorf("GitHub's deliveries during the flood: %d of %d 2xx (statuses %v), want all", res.ok, res.sent, res.statuses)
 	}
-	if res.p99 >= 250*time.Millisecond {
-		t.Errorf("p99 of GitHub's deliveries during the flood = %.1f ms, want under 250 ms", ms(res.p99))
+	if res.p99 >= limit {
+		t.Errorf("p99 of GitHub's deliveries during the flood = %.1f ms, want under %s", ms(res.p99), limit)
 	}
 	if res.stored != res.sent {
 		t.Errorf("rows stored = %d, want %d (one per delivery)", res.stored, res.sent)

@@ -2,5 +2,5 @@
 
 package webhook_test
 
-// raceEnabled says the race detector is on: timings mean nothing then.
+// raceEnabled says the race detector is on: everything runs several times slower.
 const raceEnabled = false
