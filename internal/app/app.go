@@ -38,6 +38,10 @@ type App struct {
 	Store   *store.Store
 	Queue   *queue.Queue
 	webhook *webhook.Handler
+	// allow is the webhook's source allowlist (nil: none); when it follows
+	// GitHub's hook ranges, Run keeps them fresh from github.
+	allow   *webhook.Allowlist
+	github  *gh.Client
 	handler http.Handler
 	// internal serves /metrics, /readyz and the admin API on
 	// cfg.MetricsListen; nil: handler serves them on the main listener.
@@ -155,6 +159,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	}
 	ingest := webhook.Options{Secrets: secrets, Persister: q, Logger: log, Registerer: reg}
 	ingest.Committers, ingest.DurableCommits = st.CommitProfile()
+	guardWebhook(&ingest, cfg.Webhook)
 	wh := webhook.New(ingest)
 	opts := web.Options{
 		Store: st, Queue: q, Webhook: wh, Gatherer: reg,
@@ -168,8 +173,8 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		opts.Webhook = nil
 		internal = web.NewHandler(opts)
 	}
-	return &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, handler: handler, internal: internal,
-		stopWebhook: sync.OnceFunc(wh.Close)}, nil
+	return &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, allow: ingest.Allow, github: github,
+		handler: handler, internal: internal, stopWebhook: sync.OnceFunc(wh.Close)}, nil
 }
 
 // newGitHub builds the GitHub client from the configuration.
@@ -253,6 +258,9 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 			// loopback.
 			BaseContext: web.BaseContext,
 		}
+	}
+	if a.allow != nil && a.allow.FollowsGitHub() {
+		go a.allow.Follow(ctx, a.github, time.Duration(a.cfg.Webhook.HookRangesRefresh), a.log)
 	}
 	srv := newServer(a.handler)
 	served := make(chan error, 2)

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path"
@@ -45,6 +46,7 @@ type Config struct {
 	Sweep                  SweepConfig     `yaml:"sweep"`
 	Budget                 BudgetConfig    `yaml:"budget"`
 	Retention              RetentionConfig `yaml:"retention"`
+	Webhook                WebhookConfig   `yaml:"webhook"`
 	PromptsDir             string          `yaml:"prompts_dir"`
 	Defaults               RepoSettings    `yaml:"defaults"`
 	Repositories           []RepoRule      `yaml:"repositories"`
@@ -160,6 +162,51 @@ const (
 	OnLimitFallback = "fallback"
 	OnLimitSkip     = "skip"
 )
+
+// WebhookConfig guards POST /webhook before a delivery's signature is
+// checked.
+type WebhookConfig struct {
+	// AllowSources, when set, are the only sources whose requests are read
+	// (others get 403): CIDRs or addresses, and "github" for the hook
+	// ranges GitHub lists at GET /meta of github.api_url.
+	AllowSources []string `yaml:"allow_sources,omitempty"`
+	// TrustedProxies are the proxies (CIDRs or addresses) whose
+	// X-Forwarded-For is believed; without them it is ignored.
+	TrustedProxies []string `yaml:"trusted_proxies,omitempty"`
+	// ClientBodyShare is the part of the body memory (256 MiB) that one
+	// client (an IPv4 address or IPv6 /64) may hold before its signature
+	// is checked; 1 turns the share off.
+	ClientBodyShare float64 `yaml:"client_body_share"`
+	// ClientMaxUnverified caps one client's requests whose signature is
+	// not checked yet.
+	ClientMaxUnverified int `yaml:"client_max_unverified"`
+	// PenaltyFailures failures (missing or wrong signature, body too large
+	// or too slow) within PenaltyWindow answer the client 429 for
+	// PenaltyDuration, before its body is read; 0 turns it off.
+	PenaltyFailures int      `yaml:"penalty_failures"`
+	PenaltyWindow   Duration `yaml:"penalty_window"`
+	PenaltyDuration Duration `yaml:"penalty_duration"`
+	// HookRangesRefresh is how often GitHub's hook ranges are fetched
+	// again when AllowSources has "github".
+	HookRangesRefresh Duration `yaml:"hook_ranges_refresh"`
+}
+
+// AllowGitHub is the AllowSources entry for GitHub's published hook ranges.
+const AllowGitHub = "github"
+
+// ParseSource reads an allow_sources or trusted_proxies entry: a CIDR
+// ("192.30.252.0/22") or an address (a /32 or /128).
+func ParseSource(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf(`want a CIDR like "192.30.252.0/22" or an address, got %q`, s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
 
 // QueueConfig configures River.
 type QueueConfig struct {
@@ -331,6 +378,14 @@ func Default() Config {
 			FallbackModel:   "claude-haiku-4-5",
 			AlertThresholds: []int{50, 80, 100},
 			AlertFormat:     "slack",
+		},
+		Webhook: WebhookConfig{
+			ClientBodyShare:     1.0 / 16,
+			ClientMaxUnverified: 32,
+			PenaltyFailures:     5,
+			PenaltyWindow:       Duration(time.Minute),
+			PenaltyDuration:     Duration(5 * time.Minute),
+			HookRangesRefresh:   Duration(time.Hour),
 		},
 		Defaults:        defaultRepoSettings(),
 		ShutdownTimeout: Duration(30 * time.Second),
@@ -520,6 +575,18 @@ func (c *Config) applyEnv(env map[string]string) error {
 		set(n)
 	}
 
+	list := func(name string, dst *[]string) {
+		var items []string
+		for s := range strings.SplitSeq(env[name], ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				items = append(items, s)
+			}
+		}
+		if len(items) > 0 {
+			*dst = items
+		}
+	}
+
 	str("HOOKWISE_LISTEN", &c.Listen)
 	str("HOOKWISE_METRICS_LISTEN", &c.MetricsListen)
 	str("HOOKWISE_DATABASE_URL", &c.DatabaseURL)
@@ -540,6 +607,8 @@ func (c *Config) applyEnv(env map[string]string) error {
 			c.GitHub.WebhookSecrets = secrets
 		}
 	}
+	list("HOOKWISE_ALLOW_SOURCES", &c.Webhook.AllowSources)
+	list("HOOKWISE_TRUSTED_PROXIES", &c.Webhook.TrustedProxies)
 	secret("GITHUB_TOKEN", &c.GitHub.Token)
 	integer("GITHUB_APP_ID", func(n int64) { c.GitHub.AppID = n })
 	// A key from the environment replaces the file's key in either form.
@@ -736,6 +805,7 @@ func (c Config) Validate() error {
 		bad("sweep.window", "must be positive and at most 72h (GitHub keeps deliveries 3 days), got %s", c.Sweep.Window)
 	}
 
+	errs = append(errs, c.Webhook.validate()...)
 	errs = append(errs, c.Defaults.validate("defaults")...)
 	for i, r := range c.Repositories {
 		key := fmt.Sprintf("repositories[%d]", i)
@@ -745,6 +815,45 @@ func (c Config) Validate() error {
 		errs = append(errs, r.RepoSettings.validate(key)...)
 	}
 	return errors.Join(errs...)
+}
+
+func (w WebhookConfig) validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	for i, s := range w.AllowSources {
+		if s == AllowGitHub {
+			continue
+		}
+		if _, err := ParseSource(s); err != nil {
+			bad(fmt.Sprintf("webhook.allow_sources[%d]", i), `want a CIDR like "192.30.252.0/22", an address, or "github", got %q`, s)
+		}
+	}
+	for i, s := range w.TrustedProxies {
+		if _, err := ParseSource(s); err != nil {
+			bad(fmt.Sprintf("webhook.trusted_proxies[%d]", i), "%v", err)
+		}
+	}
+	if !(w.ClientBodyShare > 0 && w.ClientBodyShare <= 1) {
+		bad("webhook.client_body_share", "want a fraction above 0 and at most 1 (1: no share), got %v", w.ClientBodyShare)
+	}
+	if w.ClientMaxUnverified < 1 {
+		bad("webhook.client_max_unverified", "must be at least 1, got %d", w.ClientMaxUnverified)
+	}
+	if w.PenaltyFailures < 0 {
+		bad("webhook.penalty_failures", "must not be negative (0 turns the penalty box off), got %d", w.PenaltyFailures)
+	}
+	if w.PenaltyWindow <= 0 {
+		bad("webhook.penalty_window", "must be positive, got %s", w.PenaltyWindow)
+	}
+	if w.PenaltyDuration <= 0 {
+		bad("webhook.penalty_duration", "must be positive, got %s", w.PenaltyDuration)
+	}
+	if w.HookRangesRefresh < Duration(time.Minute) {
+		bad("webhook.hook_ranges_refresh", "must be at least 1m, got %s", w.HookRangesRefresh)
+	}
+	return errs
 }
 
 // validHook checks a sweep.hooks entry; its syntax is gh.ParseHook's, kept

@@ -59,6 +59,8 @@ func TestDefaults(t *testing.T) {
 		{"queue.rescue_after", c.Queue.RescueAfter, Duration(5 * time.Minute)},
 		{"shutdown_timeout", c.ShutdownTimeout, Duration(30 * time.Second)},
 		{"prompts_dir", c.PromptsDir, ""},
+		{"webhook", c.Webhook, WebhookConfig{ClientBodyShare: 0.0625, ClientMaxUnverified: 32, PenaltyFailures: 5,
+			PenaltyWindow: Duration(time.Minute), PenaltyDuration: Duration(5 * time.Minute), HookRangesRefresh: Duration(time.Hour)}},
 		{"settings", s, Settings{
 			Events: []string{
 				"issues.opened", "issues.edited", "pull_request.opened", "pull_request.synchronize",
@@ -402,6 +404,19 @@ func TestValidate(t *testing.T) {
 		{"rule batch_events", func(c *Config) {
 			c.Repositories = []RepoRule{{Match: "a/b", RepoSettings: RepoSettings{BatchEvents: []string{"issues", "star"}}}}
 		}, `repositories[0].batch_events[1]: unsupported event "star"`},
+		{"webhook.allow_sources", func(c *Config) { c.Webhook.AllowSources = []string{"github", "10.0.0.0/33"} },
+			`webhook.allow_sources[1]: want a CIDR like "192.30.252.0/22", an address, or "github", got "10.0.0.0/33"`},
+		{"webhook.trusted_proxies", func(c *Config) { c.Webhook.TrustedProxies = []string{"github"} },
+			`webhook.trusted_proxies[0]: want a CIDR like "192.30.252.0/22" or an address, got "github"`},
+		{"webhook.client_body_share", func(c *Config) { c.Webhook.ClientBodyShare = 1.5 },
+			"webhook.client_body_share: want a fraction above 0 and at most 1 (1: no share), got 1.5"},
+		{"webhook.client_body_share zero", func(c *Config) { c.Webhook.ClientBodyShare = 0 }, "webhook.client_body_share: want a fraction"},
+		{"webhook.client_max_unverified", func(c *Config) { c.Webhook.ClientMaxUnverified = 0 }, "webhook.client_max_unverified: must be at least 1, got 0"},
+		{"webhook.penalty_failures", func(c *Config) { c.Webhook.PenaltyFailures = -1 }, "webhook.penalty_failures: must not be negative"},
+		{"webhook.penalty_window", func(c *Config) { c.Webhook.PenaltyWindow = 0 }, "webhook.penalty_window: must be positive, got 0s"},
+		{"webhook.penalty_duration", func(c *Config) { c.Webhook.PenaltyDuration = -1 }, "webhook.penalty_duration: must be positive"},
+		{"webhook.hook_ranges_refresh", func(c *Config) { c.Webhook.HookRangesRefresh = Duration(time.Second) },
+			"webhook.hook_ranges_refresh: must be at least 1m, got 1s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -775,5 +790,75 @@ func TestRedactor(t *testing.T) {
 	short.GitHub.Token, short.Anthropic.APIKey = "x", "key"
 	if got := short.Redactor()("x marks the key"); got != "x marks the key" {
 		t.Errorf("redact with short secrets = %q, want it unchanged", got)
+	}
+}
+
+func TestWebhookSources(t *testing.T) {
+	t.Parallel()
+	const yamlText = `
+webhook:
+  allow_sources: [github, "198.51.100.0/24"]
+  trusted_proxies: ["10.0.0.0/8"]
+  client_body_share: 0.125
+  client_max_unverified: 8
+  penalty_failures: 0
+`
+	t.Run("file", func(t *testing.T) {
+		t.Parallel()
+		w := mustLoad(t, yamlText, nil).Webhook
+		want := Default().Webhook
+		want.AllowSources, want.TrustedProxies = []string{"github", "198.51.100.0/24"}, []string{"10.0.0.0/8"}
+		want.ClientBodyShare, want.ClientMaxUnverified, want.PenaltyFailures = 0.125, 8, 0
+		if !reflect.DeepEqual(w, want) {
+			t.Errorf("webhook = %+v, want %+v", w, want)
+		}
+	})
+	t.Run("env over file", func(t *testing.T) {
+		t.Parallel()
+		w := mustLoad(t, yamlText, map[string]string{
+			"HOOKWISE_ALLOW_SOURCES":   " 192.30.252.0/22, ,github",
+			"HOOKWISE_TRUSTED_PROXIES": "172.16.0.0/12,fd00::/8",
+		}).Webhook
+		if want := []string{"192.30.252.0/22", "github"}; !reflect.DeepEqual(w.AllowSources, want) {
+			t.Errorf("allow_sources = %q, want %q", w.AllowSources, want)
+		}
+		if want := []string{"172.16.0.0/12", "fd00::/8"}; !reflect.DeepEqual(w.TrustedProxies, want) {
+			t.Errorf("trusted_proxies = %q, want %q", w.TrustedProxies, want)
+		}
+	})
+	t.Run("bad env entry names the key", func(t *testing.T) {
+		t.Parallel()
+		_, err := Load("", map[string]string{"HOOKWISE_TRUSTED_PROXIES": "10.0.0.1,proxy.internal"})
+		if want := `webhook.trusted_proxies[1]: want a CIDR like "192.30.252.0/22" or an address, got "proxy.internal"`; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Load() = %v, want an error containing %q", err, want)
+		}
+	})
+}
+
+func TestParseSource(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in, want string
+	}{
+		{"192.30.252.0/22", "192.30.252.0/22"},
+		{"192.30.253.7/22", "192.30.252.0/22"}, // host bits dropped
+		{" 10.1.2.3 ", "10.1.2.3/32"},
+		{"2a0a:a440::/29", "2a0a:a440::/29"},
+		{"2001:db8::1", "2001:db8::1/128"},
+		{"github", ""},
+		{"10.0.0.0/33", ""},
+		{"fe80::1%eth0", ""},
+		{"", ""},
+	} {
+		got, err := ParseSource(tt.in)
+		if tt.want == "" {
+			if err == nil {
+				t.Errorf("ParseSource(%q) = %v, want an error", tt.in, got)
+			}
+			continue
+		}
+		if err != nil || got.String() != tt.want {
+			t.Errorf("ParseSource(%q) = %v, %v; want %s", tt.in, got, err, tt.want)
+		}
 	}
 }

@@ -61,6 +61,9 @@ type GitHubOptions struct {
 	// Seed seeds the write-fault draws (math/rand/v2 PCG); 0 picks a fixed
 	// default, so runs repeat either way.
 	Seed uint64
+	// HookRanges are the CIDRs GET /meta lists as "hooks", where GitHub
+	// sends webhooks from. Default: GitHub's published ranges.
+	HookRanges []string
 	// Now is the clock ServeHTTP reads for each request: rate-limit
 	// windows, token expiry, the update times of edits and WriteTimes.
 	// Issues and comments created on a request are stamped with the wall
@@ -130,6 +133,7 @@ type GitHub struct {
 
 	rng        *mrand.Rand            // write-fault draws; made on first use
 	writeTimes map[string][]time.Time // credential → start times of its writes
+	hookRanges []string               // GET /meta "hooks"
 }
 
 type ghIdentity struct {
@@ -217,7 +221,21 @@ func NewGitHub(opts GitHubOptions) *GitHub {
 	for _, t := range opts.Tokens {
 		g.tokens[t] = ghIdentity{login: opts.BotLogin}
 	}
+	g.hookRanges = slices.Clone(opts.HookRanges)
+	if g.hookRanges == nil {
+		g.hookRanges = ghHookRanges
+	}
 	return g
+}
+
+// ghHookRanges are the ranges GitHub publishes as "hooks" in GET /meta.
+var ghHookRanges = []string{"192.30.252.0/22", "185.199.108.0/22", "140.82.112.0/20", "143.55.64.0/20", "2a0a:a440::/29", "2606:50c0::/32"}
+
+// SetHookRanges changes the "hooks" ranges GET /meta lists from now on.
+func (g *GitHub) SetHookRanges(ranges []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.hookRanges = slices.Clone(ranges)
 }
 
 // Comments returns the comments on issue or pull request number of repo
@@ -450,6 +468,9 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	limit := g.opts.RateLimit
 	if authErr != "" {
 		token, limit = "", 60 // unauthenticated requests share a small bucket
+		if r.Header.Get("Authorization") == "" && r.Method == http.MethodGet && path == "meta" {
+			authErr = "" // served without credentials; bad ones are refused, as on GitHub
+		}
 	} else if isWrite {
 		if g.writeTimes == nil {
 			g.writeTimes = make(map[string][]time.Time)
@@ -564,6 +585,9 @@ func (g *GitHub) route(req *ghRequest, s []string, now time.Time) {
 	case len(s) == 1 && s[0] == "app" && m == http.MethodGet:
 		g.getApp(req)
 		return
+	case len(s) == 1 && s[0] == "meta" && m == http.MethodGet:
+		g.getMeta(req)
+		return
 	case len(s) == 4 && s[0] == "app" && s[1] == "installations" && s[3] == "access_tokens" && m == http.MethodPost:
 		g.createInstallationToken(req, s[2], now)
 		return
@@ -674,6 +698,34 @@ func (g *GitHub) getUser(req *ghRequest) {
 		return
 	}
 	ghWriteJSON(req.w, http.StatusOK, g.userJSON(req.who.login, false))
+}
+
+// getMeta serves GET /meta in GitHub's shape: the address ranges of its
+// services ("hooks" is where webhooks come from) and its SSH host keys.
+func (g *GitHub) getMeta(req *ghRequest) {
+	ghWriteJSON(req.w, http.StatusOK, map[string]any{
+		"verifiable_password_authentication": false,
+		"ssh_key_fingerprints": map[string]string{
+			"SHA256_ECDSA":   "p2QAMXNIC1TJYWeIOttrVc98/R1BUFWu3/LiyKgUfQM",
+			"SHA256_ED25519": "+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU",
+			"SHA256_RSA":     "uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
+		},
+		"ssh_keys":   []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"},
+		"hooks":      g.hookRanges,
+		"web":        []string{"192.30.252.0/22", "185.199.108.0/22", "140.82.112.0/20", "143.55.64.0/20", "2a0a:a440::/29", "2606:50c0::/32"},
+		"api":        []string{"192.30.252.0/22", "185.199.108.0/22", "140.82.112.0/20", "143.55.64.0/20", "2a0a:a440::/29", "2606:50c0::/32"},
+		"git":        []string{"192.30.252.0/22", "185.199.108.0/22", "140.82.112.0/20", "143.55.64.0/20", "2a0a:a440::/29", "2606:50c0::/32"},
+		"packages":   []string{"140.82.121.33/32", "140.82.121.34/32"},
+		"pages":      []string{"192.30.252.153/32", "192.30.252.154/32", "185.199.108.153/32", "185.199.109.153/32"},
+		"importer":   []string{"52.23.85.212/32", "52.0.228.224/32"},
+		"actions":    []string{"4.148.0.0/16", "4.149.0.0/18"},
+		"dependabot": []string{"18.213.123.130/32", "3.217.79.163/32"},
+		"domains": map[string][]string{
+			"website":  {"*.github.com", "*.github.dev", "*.github.io", "*.githubassets.com", "*.githubusercontent.com"},
+			"packages": {"ghcr.io", "*.pkg.github.com"},
+			"actions":  {"*.actions.githubusercontent.com", "github.com"},
+		},
+	})
 }
 
 func (g *GitHub) getApp(req *ghRequest) {

@@ -636,3 +636,35 @@ func TestGitHubWriteTimes(t *testing.T) {
 		}
 	}
 }
+
+// GET /meta answers without credentials, in GitHub's shape; a token it does
+// not know is refused as everywhere else.
+func TestGitHubMeta(t *testing.T) {
+	t.Parallel()
+	g := fake.NewGitHub(fake.GitHubOptions{Tokens: []string{ghTestToken}})
+	ctx := context.Background()
+	anon, _ := ghStart(t, g, "")
+	meta, resp, err := anon.Meta.Get(ctx)
+	if err != nil {
+		t.Fatalf("anonymous Meta.Get: %v", err)
+	}
+	if want := []string{"192.30.252.0/22", "185.199.108.0/22", "140.82.112.0/20", "143.55.64.0/20", "2a0a:a440::/29", "2606:50c0::/32"}; !reflect.DeepEqual(meta.Hooks, want) {
+		t.Errorf("meta.Hooks = %v, want %v", meta.Hooks, want)
+	}
+	if meta.SSHKeyFingerprints["SHA256_ED25519"] == "" || len(meta.Web) == 0 || len(meta.API) == 0 || len(meta.Git) == 0 {
+		t.Errorf("meta = %+v, want ssh_key_fingerprints, web, api and git filled in", meta)
+	}
+	if got := resp.Header.Get("X-RateLimit-Limit"); got != "60" {
+		t.Errorf("anonymous X-RateLimit-Limit = %q, want 60", got)
+	}
+
+	g.SetHookRanges([]string{"203.0.113.0/24"})
+	authed, _ := ghStart(t, g, ghTestToken)
+	if meta, _, err := authed.Meta.Get(ctx); err != nil || !reflect.DeepEqual(meta.Hooks, []string{"203.0.113.0/24"}) {
+		t.Errorf("Meta.Get after SetHookRanges = %v, %v; want hooks [203.0.113.0/24]", meta, err)
+	}
+	bad, _ := ghStart(t, g, "ghp_unknown")
+	if _, _, err := bad.Meta.Get(ctx); ghStatus(err) != http.StatusUnauthorized {
+		t.Errorf("Meta.Get with an unknown token: %v, want 401", err)
+	}
+}

@@ -6,9 +6,10 @@ type metrics struct {
 	deliveries *prometheus.CounterVec
 	latency    prometheus.Histogram
 	batch      prometheus.Histogram
+	refused    *prometheus.CounterVec
 }
 
-func newMetrics(reg prometheus.Registerer) metrics {
+func newMetrics(reg prometheus.Registerer, cs *clients, allow *Allowlist) metrics {
 	m := metrics{
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookwise_webhook_deliveries_total",
@@ -24,9 +25,24 @@ func newMetrics(reg prometheus.Registerer) metrics {
 			Help:    "Deliveries committed together by the group commit.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hookwise_webhook_refused_total",
+			Help: "Requests refused to protect the service, by reason: source (not allowed, 403), penalty (client in the penalty box), busy (client has too many requests being read), client_memory (its share of body memory is held), memory (all body memory is held).",
+		}, []string{"reason"}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.deliveries, m.latency, m.batch)
+	if reg == nil {
+		return m
+	}
+	reg.MustRegister(m.deliveries, m.latency, m.batch, m.refused,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hookwise_webhook_clients",
+			Help: "Client addresses tracked by the webhook's fairness (with requests in flight, strikes or a penalty).",
+		}, func() float64 { return float64(cs.size()) }))
+	if allow != nil && allow.FollowsGitHub() {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hookwise_webhook_github_hook_ranges",
+			Help: "GitHub hook address ranges in the webhook allowlist (0: not loaded yet, every source is admitted).",
+		}, func() float64 { return float64(allow.hookRanges()) }))
 	}
 	return m
 }

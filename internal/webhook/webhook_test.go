@@ -31,6 +31,7 @@ var testSecret = []byte("test-secret")
 // SQLite store through River.
 type env struct {
 	st  *store.Store
+	h   *webhook.Handler
 	srv *httptest.Server
 }
 
@@ -88,11 +89,11 @@ func newHandlerTuned(t testing.TB, url string, wrap func(webhook.Persister) webh
 	t.Cleanup(h.Close)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{st: st, srv: srv}
+	return &env{st: st, h: h, srv: srv}
 }
 
 // count runs a SELECT COUNT(*) query.
-func (e *env) count(t *testing.T, query string) int {
+func (e *env) count(t testing.TB, query string) int {
 	t.Helper()
 	var n int
 	if err := e.st.DB.QueryRow(query).Scan(&n); err != nil {
@@ -516,13 +517,14 @@ func TestDurableCommitsAnswerWithoutSync(t *testing.T) {
 	}
 }
 
-// memoryEnv is a handler with a small body-memory budget, and an unsigned
-// sender that has announced a body of announced bytes and sends only its
-// first ten.
-func memoryEnv(t *testing.T, budget int64, announced int) (*env, net.Conn) {
+// memoryEnv is a handler with a small body-memory budget and no per-client
+// share (the sender and the deliveries share an address here), and a
+// sender with a well-formed but wrong signature that has announced a body
+// of announced bytes and sent only its first sent.
+func memoryEnv(t *testing.T, budget int64, announced, sent int) (*env, net.Conn) {
 	t.Helper()
 	e := newHandlerTuned(t, filepath.Join(t.TempDir(), "hookwise.db"), nil, func(o *webhook.Options) {
-		o.BodyMemory, o.QueueWait = budget, 200*time.Millisecond
+		o.BodyMemory, o.QueueWait, o.ClientBodyShare = budget, 200*time.Millisecond, 1
 	})
 	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
 	if err != nil {
@@ -530,7 +532,10 @@ func memoryEnv(t *testing.T, budget int64, announced int) (*env, net.Conn) {
 	}
 	t.Cleanup(func() { conn.Close() })
 	fmt.Fprintf(conn, "POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"+
-		"X-GitHub-Event: issues\r\nX-GitHub-Delivery: slow\r\nX-Hub-Signature-256: sha256=00\r\n\r\n{\"action\":", announced)
+		"X-GitHub-Event: issues\r\nX-GitHub-Delivery: slow\r\nX-Hub-Signature-256: sha256=%064d\r\n\r\n", announced, 0)
+	if _, err := conn.Write(bytes.Repeat([]byte(" "), sent)); err != nil {
+		t.Fatal(err)
+	}
 	return e, conn
 }
 
@@ -542,13 +547,12 @@ func (e *env) postPadded(t *testing.T, guid string, pad int) int {
 	return do(t, &http.Client{}, signedRequest(t, e.srv.URL+"/webhook", "issues", guid, "1", "application/json", append(b, '}')))
 }
 
-// Bodies are counted against BodyMemory before they are read: a sender
-// that announces a body and sends it slowly holds its room, others are
-// answered 429 once QueueWait passes, and the room comes back when it is
-// done.
+// Bodies are counted against BodyMemory as they arrive: a sender that has
+// sent 900 KB of a body and stalls holds that room, others are answered
+// 429 once QueueWait passes, and the room comes back when it is done.
 func TestBodyMemory(t *testing.T) {
 	t.Parallel()
-	e, conn := memoryEnv(t, 1<<20, 900_000)
+	e, conn := memoryEnv(t, 1<<20, 950_000, 900_000)
 	// Once the slow request holds its room, a 200 KB delivery finds none
 	// (the same GUID each time: one that got in first is stored once).
 	eventually(t, "a 200 KB delivery while 900 KB of a 1 MiB budget are held is answered 429", func() bool {
@@ -566,18 +570,19 @@ func TestBodyMemory(t *testing.T) {
 	}
 }
 
-// Room is reserved as a body arrives, not as it is announced: an unsigned
-// sender that announces 20 MB and sends a few bytes holds one chunk (1 MiB)
-// of a 2 MiB budget, and a 900 KB delivery still finds room.
+// Room is reserved as a body arrives, not as it is announced: a sender
+// that announces 20 MB and sends 10 bytes holds one 64 KiB chunk of a
+// 2 MiB budget, and a 1.9 MB delivery still finds room.
 func TestBodyMemoryFollowsWhatArrives(t *testing.T) {
 	t.Parallel()
-	e, _ := memoryEnv(t, 2<<20, 20<<20)
-	// Once the slow sender holds its first chunk, 1.5 MB no longer fits.
-	eventually(t, "a 1.5 MB delivery beside the slow sender is answered 429", func() bool {
-		return e.postPadded(t, "large", 1_500_000) == http.StatusTooManyRequests
+	e, _ := memoryEnv(t, 2<<20, 20<<20, 10)
+	// Once the slow sender holds its chunk, the whole budget is no longer
+	// free.
+	eventually(t, "a delivery needing all 2 MiB beside the slow sender is answered 429", func() bool {
+		return e.postPadded(t, "whole", 2<<20-40<<10) == http.StatusTooManyRequests
 	})
-	if got := e.postPadded(t, "medium", 900_000); got != http.StatusAccepted {
-		t.Errorf("a 900 KB delivery beside a sender that announced 20 MB and sent 10 bytes = %d, want 202", got)
+	if got := e.postPadded(t, "most", 1_900_000); got != http.StatusAccepted {
+		t.Errorf("a 1.9 MB delivery beside a sender that announced 20 MB and sent 10 bytes = %d, want 202", got)
 	}
 }
 
