@@ -43,8 +43,8 @@ func Comment(body string, addressed []string) string {
 	s = strings.ReplaceAll(s, "![", "!"+zwsp+"[")
 	s = schemeRE.ReplaceAllString(s, "$1"+zwsp+":")
 	s = inertLinks(s)
+	s = crossRefRE.ReplaceAllString(s, "$1"+zwsp+"#$2")
 	s = mentions(s, addressed)
-	s = crossRefRE.ReplaceAllString(s, "$1"+zwsp+"#")
 	s = closeFences(s)
 	return Cap(s, MaxComment, "the comment was longer than GitHub allows")
 }

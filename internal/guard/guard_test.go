@@ -150,7 +150,7 @@ func TestCapSaysWhatWasCut(t *testing.T) {
 var (
 	liveTag     = regexp.MustCompile(`<[A-Za-z/!?]`)
 	liveImage   = regexp.MustCompile(`!\[`)
-	liveScheme  = regexp.MustCompile(`(?i)(javascript|vbscript|data|file|blob)\\?:`)
+	liveScheme  = regexp.MustCompile(`(?i)\b(javascript|vbscript|data|file|blob)\\?:`)
 	liveEntity  = regexp.MustCompile(`&(#|[A-Za-z][A-Za-z0-9]*;)`)
 	liveMention = regexp.MustCompile(`@[A-Za-z0-9][A-Za-z0-9-]*(/[A-Za-z0-9_.-]+)?`)
 )
