@@ -167,10 +167,6 @@ var reviewRequestKind = kind{
 	render: renderReview,
 }
 
-// patchBudget bounds the diff put in one prompt; files past it are named in
-// the review as not reviewed, never dropped silently.
-const patchBudget = 60_000
-
 func pullRequestData(ctx context.Context, p *Pipeline, t *task) (any, error) {
 	files, err := t.prFiles(ctx, p)
 	if err != nil {
@@ -187,23 +183,21 @@ func pullRequestData(ctx context.Context, p *Pipeline, t *task) (any, error) {
 	} else if t.ev.Team != nil {
 		d.Reviewer = t.ev.Team.Name
 	}
-	used := 0
 	for _, f := range files {
-		if f.Patch == "" || used+len(f.Patch) > patchBudget {
-			d.Omitted = append(d.Omitted, f.Name)
-			continue
-		}
-		used += len(f.Patch)
 		d.Files = append(d.Files, prompt.File{Name: f.Name, Status: f.Status, Additions: f.Additions, Deletions: f.Deletions, Patch: f.Patch})
 	}
-	t.omitted = d.Omitted
+	d.MoreFiles = max(t.changed-len(files), 0)
+	// The limits leave out what does not fit; the review names it as not
+	// reviewed, never drops it silently.
+	d = prompt.DefaultLimits().PullRequest(d)
+	t.omitted = notShown(d)
 	return d, nil
 }
 
 // context gathers what every thread prompt carries: the thread with its
 // earlier discussion, and the labels the model may choose from.
 func (p *Pipeline) context(ctx context.Context, t *task, th *thread) (prompt.Thread, []string, error) {
-	comments, err := p.history(ctx, t)
+	comments, earlier, err := p.history(ctx, t)
 	if err != nil {
 		return prompt.Thread{}, nil, err
 	}
@@ -212,7 +206,7 @@ func (p *Pipeline) context(ctx context.Context, t *task, th *thread) (prompt.Thr
 		return prompt.Thread{}, nil, err
 	}
 	return prompt.Thread{Repo: t.repo.String(), Number: th.Number, Title: th.Title, Body: th.body(),
-		Author: th.User.Login, Labels: th.labelNames(), Comments: comments}, allowed, nil
+		Author: th.User.Login, Labels: th.labelNames(), Comments: comments, EarlierComments: earlier}, allowed, nil
 }
 
 func renderReview(t *task, a answer) string {
@@ -248,11 +242,12 @@ var workflowKind = kind{
 	}),
 	data: func(ctx context.Context, p *Pipeline, t *task) (any, error) {
 		run := t.ev.WorkflowRun
-		jobs, err := p.github.WorkflowJobs(ctx, t.repo, run.ID)
+		jobs, unread, err := p.github.WorkflowJobs(ctx, t.repo, run.ID, failedJob, prompt.DefaultLimits().Jobs)
 		if err != nil {
 			return nil, fmt.Errorf("list workflow jobs: %w", err)
 		}
-		d := prompt.WorkflowRunData{Repo: t.repo.String(), Name: run.Name, Branch: run.HeadBranch, HeadSHA: run.HeadSHA, URL: run.HTMLURL}
+		d := prompt.WorkflowRunData{Repo: t.repo.String(), Name: run.Name, Branch: run.HeadBranch, HeadSHA: run.HeadSHA, URL: run.HTMLURL,
+			Unexamined: unread}
 		for _, j := range jobs {
 			if j.Conclusion == "success" || j.Conclusion == "skipped" {
 				continue

@@ -26,14 +26,14 @@ import (
 
 // GitHub is what the pipeline needs of GitHub.
 type GitHub interface {
-	ListComments(ctx context.Context, r gh.Repo, number int) ([]gh.Comment, error)
+	ListComments(ctx context.Context, r gh.Repo, number, newest int) ([]gh.Comment, int, error)
 	CreateComment(ctx context.Context, r gh.Repo, number int, body string) (gh.Comment, error)
 	EditComment(ctx context.Context, r gh.Repo, id int64, body string) error
-	RepoLabels(ctx context.Context, r gh.Repo) ([]string, error)
+	RepoLabels(ctx context.Context, r gh.Repo, most int) ([]string, error)
 	AddLabels(ctx context.Context, r gh.Repo, number int, labels []string) error
 	CloseIssue(ctx context.Context, r gh.Repo, number int, reason string) error
-	PullRequestFiles(ctx context.Context, r gh.Repo, number int) ([]gh.File, error)
-	WorkflowJobs(ctx context.Context, r gh.Repo, runID int64) ([]gh.Job, error)
+	PullRequestFiles(ctx context.Context, r gh.Repo, number, most int) ([]gh.File, int, error)
+	WorkflowJobs(ctx context.Context, r gh.Repo, runID int64, keep func(gh.Job) bool, most int) ([]gh.Job, int, error)
 	Login(ctx context.Context, r gh.Repo) (string, error)
 }
 
