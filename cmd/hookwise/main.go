@@ -104,6 +104,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "serve":
 		log.Info("starting", "version", version())
+		log.Info(cfg.BudgetSummary())
 		return serve(ctx, cfg, log)
 	case "migrate":
 		st, err := app.OpenStore(ctx, cfg.DatabaseURL)
@@ -116,6 +117,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return healthcheck(ctx, cfg.Listen, stdout)
 	case "check-config":
 		fmt.Fprint(stdout, cfg.Redacted())
+		// A YAML comment, so the output stays a configuration file.
+		fmt.Fprintf(stdout, "# %s\n", cfg.BudgetSummary())
 		if err := cfg.ValidateForServe(); err != nil {
 			return fmt.Errorf("not ready to serve:\n%w", err)
 		}

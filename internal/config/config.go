@@ -119,7 +119,8 @@ type RetentionConfig struct {
 }
 
 // BudgetConfig bounds what model calls may cost. Limits are in dollars;
-// 0 means no limit. Days and months are UTC.
+// 0 means no limit. Days and months are UTC. Daily is DefaultDailyBudget
+// unless the configuration sets it, to 0 included.
 type BudgetConfig struct {
 	Daily   float64 `yaml:"daily"`
 	Monthly float64 `yaml:"monthly"`
@@ -146,6 +147,35 @@ type BudgetScope struct {
 	Match   string  `yaml:"match"`
 	Daily   float64 `yaml:"daily"`
 	Monthly float64 `yaml:"monthly"`
+}
+
+// DefaultDailyBudget is budget.daily, in dollars, unless the configuration
+// sets it: a stranger who opens issues and pull requests cannot run up more
+// than this a day before someone has chosen a budget. At Sonnet 4.5's
+// prices it pays for about 100 to 300 analyses (a triage costs about two
+// cents, a review of a large diff ten to fifteen).
+const DefaultDailyBudget = 5.0
+
+// BudgetSummary is one line on the global budgets, for check-config and the
+// start-up log, such as "budget: daily $5.00 (the default; raise
+// budget.daily in the config, or set it to 0 for no limit); monthly no
+// limit; over a limit: defer".
+func (c Config) BudgetSummary() string {
+	amount := func(v float64) string {
+		if v == 0 {
+			return "no limit"
+		}
+		return fmt.Sprintf("$%.2f", v)
+	}
+	daily := amount(c.Budget.Daily)
+	if c.Budget.Daily == DefaultDailyBudget {
+		daily += " (the default; raise budget.daily in the config, or set it to 0 for no limit)"
+	}
+	s := fmt.Sprintf("budget: daily %s; monthly %s", daily, amount(c.Budget.Monthly))
+	if n := len(c.Budget.Scopes); n > 0 {
+		s += fmt.Sprintf("; %d scoped budgets", n)
+	}
+	return s + "; over a limit: " + c.Budget.OnLimit
 }
 
 // Budget limit actions.
@@ -310,6 +340,7 @@ func Default() Config {
 			Interval:   Duration(time.Hour),
 		},
 		Budget: BudgetConfig{
+			Daily:           DefaultDailyBudget,
 			OnLimit:         OnLimitDefer,
 			FallbackModel:   "claude-haiku-4-5",
 			AlertThresholds: []int{50, 80, 100},

@@ -59,6 +59,8 @@ func TestDefaults(t *testing.T) {
 		{"queue.rescue_after", c.Queue.RescueAfter, Duration(5 * time.Minute)},
 		{"shutdown_timeout", c.ShutdownTimeout, Duration(30 * time.Second)},
 		{"prompts_dir", c.PromptsDir, ""},
+		{"budget.daily", c.Budget.Daily, 5.0},
+		{"budget.monthly", c.Budget.Monthly, 0.0},
 		{"settings", s, Settings{
 			Events: []string{
 				"issues.opened", "issues.edited", "pull_request.opened", "pull_request.synchronize",
