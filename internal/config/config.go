@@ -234,6 +234,14 @@ type RepoSettings struct {
 	QuietPeriod *Duration `yaml:"quiet_period,omitempty"`
 	// MaxAnalysesPerThread caps the analyses of one thread in 24 hours.
 	MaxAnalysesPerThread *int `yaml:"max_analyses_per_thread,omitempty"`
+	// MaxAnalysesPerAuthor caps, per author, the analyses of the threads
+	// they opened (and of the workflow runs their forks triggered) in 24
+	// hours, counted across every repository; 0 turns the cap off.
+	MaxAnalysesPerAuthor *int `yaml:"max_analyses_per_author,omitempty"`
+	// AuthorLimitExempt lists the author associations GitHub reports
+	// (OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, FIRST_TIME_CONTRIBUTOR,
+	// FIRST_TIMER, NONE) whose threads MaxAnalysesPerAuthor does not cap.
+	AuthorLimitExempt []string `yaml:"author_limit_exempt,omitempty"`
 	// MinContentChars: issues whose title and body together have fewer
 	// letters and digits than this are not analysed.
 	MinContentChars *int `yaml:"min_content_chars,omitempty"`
@@ -274,6 +282,8 @@ type Settings struct {
 	Model            string
 	QuietPeriod      time.Duration
 	MaxAnalyses      int
+	MaxPerAuthor     int
+	AuthorExempt     []string
 	MinContentChars  int
 	MinChangeChars   int
 	IgnoreLabels     []string
@@ -282,6 +292,18 @@ type Settings struct {
 	Branches         []string
 	Context          string
 }
+
+// authorAssociations are the values of author_association in GitHub's
+// payloads.
+func authorAssociations() []string {
+	return []string{"OWNER", "MEMBER", "COLLABORATOR", "CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "MANNEQUIN", "NONE"}
+}
+
+// DefaultMaxAnalysesPerAuthor is defaults.max_analyses_per_author unless
+// set: ten analyses a day let a newcomer open a few issues and push a pull
+// request a few times, and keep one stranger from spending the day's
+// budget alone.
+const DefaultMaxAnalysesPerAuthor = 10
 
 // SupportedEvents lists the "event.action" names hookwise can handle.
 func SupportedEvents() []string {
@@ -360,6 +382,8 @@ func defaultRepoSettings() RepoSettings {
 		ReviewDrafts:         ptr(false),
 		QuietPeriod:          ptr(Duration(30 * time.Second)),
 		MaxAnalysesPerThread: ptr(3),
+		MaxAnalysesPerAuthor: ptr(DefaultMaxAnalysesPerAuthor),
+		AuthorLimitExempt:    []string{"OWNER", "MEMBER", "COLLABORATOR"},
 		MinContentChars:      ptr(15),
 		MinChangeChars:       ptr(40),
 	}
@@ -881,7 +905,8 @@ func (s RepoSettings) validate(prefix string) []error {
 		key string
 		v   *int
 		min int
-	}{{"max_analyses_per_thread", s.MaxAnalysesPerThread, 1}, {"min_content_chars", s.MinContentChars, 0}, {"min_change_chars", s.MinChangeChars, 0}} {
+	}{{"max_analyses_per_thread", s.MaxAnalysesPerThread, 1}, {"max_analyses_per_author", s.MaxAnalysesPerAuthor, 0},
+		{"min_content_chars", s.MinContentChars, 0}, {"min_change_chars", s.MinChangeChars, 0}} {
 		if f.v != nil && *f.v < f.min {
 			errs = append(errs, fmt.Errorf("%s.%s: must be at least %d, got %d", prefix, f.key, f.min, *f.v))
 		}
@@ -913,6 +938,11 @@ func (s RepoSettings) validate(prefix string) []error {
 	for i, l := range s.LabelAllowlist {
 		if strings.TrimSpace(l) == "" {
 			errs = append(errs, fmt.Errorf("%s.label_allowlist[%d]: must not be empty", prefix, i))
+		}
+	}
+	for i, a := range s.AuthorLimitExempt {
+		if known := authorAssociations(); !slices.Contains(known, a) {
+			errs = append(errs, fmt.Errorf("%s.author_limit_exempt[%d]: want one of %s, got %q", prefix, i, strings.Join(known, ", "), a))
 		}
 	}
 	return errs
@@ -983,6 +1013,8 @@ func (c Config) For(repo string) Settings {
 		Model:            model,
 		QuietPeriod:      time.Duration(*s.QuietPeriod),
 		MaxAnalyses:      *s.MaxAnalysesPerThread,
+		MaxPerAuthor:     *s.MaxAnalysesPerAuthor,
+		AuthorExempt:     slices.Clone(s.AuthorLimitExempt),
 		MinContentChars:  *s.MinContentChars,
 		MinChangeChars:   *s.MinChangeChars,
 		IgnoreLabels:     slices.Clone(s.IgnoreLabels),
@@ -1005,6 +1037,8 @@ func (s RepoSettings) merge(o RepoSettings) RepoSettings {
 	inherit(&s.Model, o.Model, o.Model != "")
 	inherit(&s.QuietPeriod, o.QuietPeriod, o.QuietPeriod != nil)
 	inherit(&s.MaxAnalysesPerThread, o.MaxAnalysesPerThread, o.MaxAnalysesPerThread != nil)
+	inherit(&s.MaxAnalysesPerAuthor, o.MaxAnalysesPerAuthor, o.MaxAnalysesPerAuthor != nil)
+	inherit(&s.AuthorLimitExempt, o.AuthorLimitExempt, o.AuthorLimitExempt != nil)
 	inherit(&s.MinContentChars, o.MinContentChars, o.MinContentChars != nil)
 	inherit(&s.MinChangeChars, o.MinChangeChars, o.MinChangeChars != nil)
 	inherit(&s.IgnoreLabels, o.IgnoreLabels, o.IgnoreLabels != nil)

@@ -204,7 +204,7 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 		if store.Newer(st.AnalysedUpdated, st.AnalysedDelivery, updated, d.ID) {
 			return p.skip(ctx, d, skipf("coalesced", "delivery %d's newer analysis of %s is posted", st.AnalysedDelivery, thread), log)
 		}
-	} else if sk, err := p.repeat(ctx, d, t); sk != nil || err != nil {
+	} else if sk, err := p.admit(ctx, d, t); sk != nil || err != nil {
 		if err != nil {
 			return err
 		}
