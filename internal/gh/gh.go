@@ -179,8 +179,8 @@ func (c *Client) client(r Repo) (*github.Client, error) {
 // number, at most newest of them, oldest first, and how many the thread
 // has. GitHub lists comments oldest first; past one page, the first page's
 // Link header names the last, which is read next, then the pages before it
-// until newest are in hand: a thread of 10,000 comments costs three
-// requests for the newest 100.
+// until newest are in hand: a thread of 10,000 comments costs two requests
+// for the newest 100, three when they span two pages.
 func (c *Client) ListComments(ctx context.Context, r Repo, number, newest int) ([]Comment, int, error) {
 	g, err := c.client(r)
 	if err != nil {

@@ -44,8 +44,8 @@ func TestHugeIssueCostsBoundedCallsAndPrompt(t *testing.T) {
 	if d.Status != store.StatusDone {
 		t.Fatalf("status = %q (%s), want done", d.Status, d.Reason)
 	}
-	// Who am I, three pages of comments, one of labels, the comment and
-	// the labels written.
+	// Who am I, two pages of comments (the first names the last), one of
+	// labels, the comment and the label written.
 	t.Logf("%d GitHub requests", n)
 	if n > 7 {
 		t.Errorf("GitHub requests = %d, want at most 7 whatever the thread's size", n)

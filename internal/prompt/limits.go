@@ -239,29 +239,39 @@ func (l Limits) files(d *PullRequestData, b *budget) {
 	var omitted []string
 	named, full := 0, false
 	patchLeft := l.Patch
+	// name admits a file's name to the prompt; a name left empty once
+	// cleaned is counted with the files not listed.
 	name := func(n string) bool {
-		if full || named == l.Files || !b.fits(len(n)+listCost) {
+		switch {
+		case n == "":
+		case full || named == l.Files || !b.fits(len(n)+listCost):
 			full = true
-			d.MoreFiles++
-			return false
+		default:
+			named++
+			return true
 		}
-		named++
-		return true
+		d.MoreFiles++
+		return false
 	}
 	for i, f := range d.Files {
 		if full || named == l.Files {
 			d.MoreFiles += len(d.Files) - i
 			break
 		}
-		f.Name, f.Status, f.Patch = line(f.Name, l.Path), keep(f.Status, isWord, 32), clean(f.Patch)
+		f.Name, f.Status = line(f.Name, l.Path), keep(f.Status, isWord, 32)
 		if !name(f.Name) {
 			continue
 		}
-		fl := len(fence(f.Patch))
-		if f.Patch != "" && len(f.Patch) <= patchLeft && b.fits(len(f.Patch)+2*fl+len(f.Status)+itemCost) {
-			patchLeft -= len(f.Patch)
-			shown = append(shown, f)
-			continue
+		// A diff is judged by its size as GitHub sent it, and cleaned
+		// only when it may be shown.
+		if f.Patch != "" && len(f.Patch) <= patchLeft {
+			f.Patch = clean(f.Patch)
+			fl := len(fence(f.Patch))
+			if f.Patch != "" && len(f.Patch) <= patchLeft && b.fits(len(f.Patch)+2*fl+len(f.Status)+itemCost) {
+				patchLeft -= len(f.Patch)
+				shown = append(shown, f)
+				continue
+			}
 		}
 		omitted = append(omitted, f.Name)
 	}
@@ -270,7 +280,7 @@ func (l Limits) files(d *PullRequestData, b *budget) {
 			d.MoreFiles += len(d.Omitted) - i
 			break
 		}
-		if n = line(n, l.Path); n != "" && name(n) {
+		if n = line(n, l.Path); name(n) {
 			omitted = append(omitted, n)
 		}
 	}
@@ -406,12 +416,13 @@ func boundary(s string, n int) int {
 	return n
 }
 
-// keep returns the first max bytes of s made of the characters ok accepts,
-// for fields GitHub restricts (repository names, SHAs, conclusions): a
-// hostile value cannot put anything else outside a tag.
+// keep returns the characters ok accepts among the first bytes of s, at
+// most max of them (all ASCII), for fields GitHub restricts (repository
+// names, SHAs, conclusions): a hostile value cannot put anything else
+// outside a tag.
 func keep(s string, ok func(rune) bool, max int) string {
 	var b strings.Builder
-	for _, r := range s {
+	for _, r := range s[:min(len(s), 4*max)] {
 		if ok(r) && b.Len() < max {
 			b.WriteRune(r)
 		}
