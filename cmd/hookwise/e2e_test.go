@@ -373,6 +373,9 @@ func TestSIGTERMShutsDownCleanly(t *testing.T) {
 	if out, err := healthcheck(); err == nil {
 		t.Errorf("hookwise healthcheck after shutdown = %q, exit 0; want a failure", out)
 	}
+	if log, err := os.ReadFile(filepath.Join(dir, "log")); err != nil || !strings.Contains(string(log), "budget: daily $5.00 (the default") {
+		t.Errorf("start-up log does not say the default daily budget applies (%v):\n%.2000s", err, log)
+	}
 }
 
 func TestVersion(t *testing.T) {

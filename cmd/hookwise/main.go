@@ -114,6 +114,7 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 	case "serve":
 		log.Info("starting", "version", version(), "database", config.RedactURL(cfg.DatabaseURL),
 			"listen", cfg.Listen, "metrics_listen", cfg.MetricsListen)
+		log.Info(cfg.BudgetSummary())
 		return serve(ctx, cfg, log)
 	case "migrate":
 		st, err := app.OpenStore(ctx, cfg.DatabaseURL)
@@ -131,6 +132,8 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 		return healthcheck(ctx, listen, stdout)
 	case "check-config":
 		fmt.Fprint(stdout, cfg.Redacted())
+		// A YAML comment, so the output stays a configuration file.
+		fmt.Fprintf(stdout, "# %s\n", cfg.BudgetSummary())
 		if err := cfg.ValidateForServe(); err != nil {
 			return fmt.Errorf("not ready to serve:\n%w", err)
 		}

@@ -41,6 +41,9 @@ func startWith(t *testing.T, github *fake.GitHub, model *fake.Anthropic, mutate 
 	r := apptest.Start(t, github, model, func(c *config.Config) {
 		c.Anthropic.MaxConcurrency = 32
 		c.Queue.Workers = 32
+		// These tests send hundreds of threads by one author; the cap on
+		// an author's analyses has tests of its own.
+		c.Defaults.MaxAnalysesPerAuthor = new(int)
 		if mutate != nil {
 			mutate(c)
 		}

@@ -284,7 +284,7 @@ func legacyPrompt(t testing.TB, prompts *prompt.Set, ghc *gh.Client, d fake.Deli
 	case ev.PullRequest != nil:
 		pr := ev.PullRequest
 		owner, name, _ := strings.Cut(repoName, "/")
-		files, err := ghc.PullRequestFiles(context.Background(), gh.Repo{Owner: owner, Name: name}, pr.Number)
+		files, _, err := ghc.PullRequestFiles(context.Background(), gh.Repo{Owner: owner, Name: name}, pr.Number, 3000)
 		if err != nil {
 			t.Fatal(err)
 		}

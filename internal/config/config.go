@@ -127,7 +127,8 @@ type RetentionConfig struct {
 }
 
 // BudgetConfig bounds what model calls may cost. Limits are in dollars;
-// 0 means no limit. Days and months are UTC.
+// 0 means no limit. Days and months are UTC. Daily is DefaultDailyBudget
+// unless the configuration sets it, to 0 included.
 type BudgetConfig struct {
 	Daily   float64 `yaml:"daily"`
 	Monthly float64 `yaml:"monthly"`
@@ -154,6 +155,35 @@ type BudgetScope struct {
 	Match   string  `yaml:"match"`
 	Daily   float64 `yaml:"daily"`
 	Monthly float64 `yaml:"monthly"`
+}
+
+// DefaultDailyBudget is budget.daily, in dollars, unless the configuration
+// sets it: a stranger who opens issues and pull requests cannot run up more
+// than this a day before someone has chosen a budget. At Sonnet 4.5's
+// prices it pays for about 100 to 300 analyses (a triage costs about two
+// cents, a review of a large diff ten to fifteen).
+const DefaultDailyBudget = 5.0
+
+// BudgetSummary is one line on the global budgets, for check-config and the
+// start-up log, such as "budget: daily $5.00 (the default; raise
+// budget.daily in the config, or set it to 0 for no limit); monthly no
+// limit; over a limit: defer".
+func (c Config) BudgetSummary() string {
+	amount := func(v float64) string {
+		if v == 0 {
+			return "no limit"
+		}
+		return fmt.Sprintf("$%.2f", v)
+	}
+	daily := amount(c.Budget.Daily)
+	if c.Budget.Daily == DefaultDailyBudget {
+		daily += " (the default; raise budget.daily in the config, or set it to 0 for no limit)"
+	}
+	s := fmt.Sprintf("budget: daily %s; monthly %s", daily, amount(c.Budget.Monthly))
+	if n := len(c.Budget.Scopes); n > 0 {
+		s += fmt.Sprintf("; %d scoped budgets", n)
+	}
+	return s + "; over a limit: " + c.Budget.OnLimit
 }
 
 // Budget limit actions.
@@ -267,6 +297,14 @@ type RepoSettings struct {
 	QuietPeriod *Duration `yaml:"quiet_period,omitempty"`
 	// MaxAnalysesPerThread caps the analyses of one thread in 24 hours.
 	MaxAnalysesPerThread *int `yaml:"max_analyses_per_thread,omitempty"`
+	// MaxAnalysesPerAuthor caps, per author, the analyses of the threads
+	// they opened (and of the workflow runs their forks triggered) in 24
+	// hours, counted across every repository; 0 turns the cap off.
+	MaxAnalysesPerAuthor *int `yaml:"max_analyses_per_author,omitempty"`
+	// AuthorLimitExempt lists the author associations GitHub reports
+	// (OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, FIRST_TIME_CONTRIBUTOR,
+	// FIRST_TIMER, NONE) whose threads MaxAnalysesPerAuthor does not cap.
+	AuthorLimitExempt []string `yaml:"author_limit_exempt,omitempty"`
 	// MinContentChars: issues whose title and body together have fewer
 	// letters and digits than this are not analysed.
 	MinContentChars *int `yaml:"min_content_chars,omitempty"`
@@ -308,6 +346,8 @@ type Settings struct {
 	Model            string
 	QuietPeriod      time.Duration
 	MaxAnalyses      int
+	MaxPerAuthor     int
+	AuthorExempt     []string
 	MinContentChars  int
 	MinChangeChars   int
 	IgnoreLabels     []string
@@ -316,6 +356,18 @@ type Settings struct {
 	Branches         []string
 	Context          string
 }
+
+// authorAssociations are the values of author_association in GitHub's
+// payloads.
+func authorAssociations() []string {
+	return []string{"OWNER", "MEMBER", "COLLABORATOR", "CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "MANNEQUIN", "NONE"}
+}
+
+// DefaultMaxAnalysesPerAuthor is defaults.max_analyses_per_author unless
+// set: ten analyses a day let a newcomer open a few issues and push a pull
+// request a few times, and keep one stranger from spending the day's
+// budget alone.
+const DefaultMaxAnalysesPerAuthor = 10
 
 // SupportedEvents lists the "event.action" names hookwise can handle.
 func SupportedEvents() []string {
@@ -374,6 +426,7 @@ func Default() Config {
 			Interval:   Duration(time.Hour),
 		},
 		Budget: BudgetConfig{
+			Daily:           DefaultDailyBudget,
 			OnLimit:         OnLimitDefer,
 			FallbackModel:   "claude-haiku-4-5",
 			AlertThresholds: []int{50, 80, 100},
@@ -401,6 +454,8 @@ func defaultRepoSettings() RepoSettings {
 		ReviewDrafts:         ptr(false),
 		QuietPeriod:          ptr(Duration(30 * time.Second)),
 		MaxAnalysesPerThread: ptr(3),
+		MaxAnalysesPerAuthor: ptr(DefaultMaxAnalysesPerAuthor),
+		AuthorLimitExempt:    []string{"OWNER", "MEMBER", "COLLABORATOR"},
 		MinContentChars:      ptr(15),
 		MinChangeChars:       ptr(40),
 	}
@@ -978,7 +1033,8 @@ func (s RepoSettings) validate(prefix string) []error {
 		key string
 		v   *int
 		min int
-	}{{"max_analyses_per_thread", s.MaxAnalysesPerThread, 1}, {"min_content_chars", s.MinContentChars, 0}, {"min_change_chars", s.MinChangeChars, 0}} {
+	}{{"max_analyses_per_thread", s.MaxAnalysesPerThread, 1}, {"max_analyses_per_author", s.MaxAnalysesPerAuthor, 0},
+		{"min_content_chars", s.MinContentChars, 0}, {"min_change_chars", s.MinChangeChars, 0}} {
 		if f.v != nil && *f.v < f.min {
 			errs = append(errs, fmt.Errorf("%s.%s: must be at least %d, got %d", prefix, f.key, f.min, *f.v))
 		}
@@ -1015,6 +1071,11 @@ func (s RepoSettings) validate(prefix string) []error {
 			if strings.TrimSpace(l) == "" {
 				errs = append(errs, fmt.Errorf("%s.%s[%d]: must not be empty", prefix, list.key, i))
 			}
+		}
+	}
+	for i, a := range s.AuthorLimitExempt {
+		if known := authorAssociations(); !slices.Contains(known, a) {
+			errs = append(errs, fmt.Errorf("%s.author_limit_exempt[%d]: want one of %s, got %q", prefix, i, strings.Join(known, ", "), a))
 		}
 	}
 	return errs
@@ -1087,6 +1148,8 @@ func (c Config) For(repo string) Settings {
 		Model:            model,
 		QuietPeriod:      time.Duration(*s.QuietPeriod),
 		MaxAnalyses:      *s.MaxAnalysesPerThread,
+		MaxPerAuthor:     *s.MaxAnalysesPerAuthor,
+		AuthorExempt:     slices.Clone(s.AuthorLimitExempt),
 		MinContentChars:  *s.MinContentChars,
 		MinChangeChars:   *s.MinChangeChars,
 		IgnoreLabels:     slices.Clone(s.IgnoreLabels),
@@ -1110,6 +1173,8 @@ func (s RepoSettings) merge(o RepoSettings) RepoSettings {
 	inherit(&s.Model, o.Model, o.Model != "")
 	inherit(&s.QuietPeriod, o.QuietPeriod, o.QuietPeriod != nil)
 	inherit(&s.MaxAnalysesPerThread, o.MaxAnalysesPerThread, o.MaxAnalysesPerThread != nil)
+	inherit(&s.MaxAnalysesPerAuthor, o.MaxAnalysesPerAuthor, o.MaxAnalysesPerAuthor != nil)
+	inherit(&s.AuthorLimitExempt, o.AuthorLimitExempt, o.AuthorLimitExempt != nil)
 	inherit(&s.MinContentChars, o.MinContentChars, o.MinContentChars != nil)
 	inherit(&s.MinChangeChars, o.MinChangeChars, o.MinChangeChars != nil)
 	inherit(&s.IgnoreLabels, o.IgnoreLabels, o.IgnoreLabels != nil)

@@ -61,6 +61,8 @@ func TestDefaults(t *testing.T) {
 		{"prompts_dir", c.PromptsDir, ""},
 		{"webhook", c.Webhook, WebhookConfig{ClientBodyShare: 0.0625, ClientMaxUnverified: 32, PenaltyFailures: 5,
 			PenaltyWindow: Duration(time.Minute), PenaltyDuration: Duration(5 * time.Minute), HookRangesRefresh: Duration(time.Hour)}},
+		{"budget.daily", c.Budget.Daily, 5.0},
+		{"budget.monthly", c.Budget.Monthly, 0.0},
 		{"settings", s, Settings{
 			Events: []string{
 				"issues.opened", "issues.edited", "pull_request.opened", "pull_request.synchronize",
@@ -71,6 +73,8 @@ func TestDefaults(t *testing.T) {
 			Model:           "claude-sonnet-4-5",
 			QuietPeriod:     30 * time.Second,
 			MaxAnalyses:     3,
+			MaxPerAuthor:    10,
+			AuthorExempt:    []string{"OWNER", "MEMBER", "COLLABORATOR"},
 			MinContentChars: 15,
 			MinChangeChars:  40,
 		}},
@@ -378,6 +382,10 @@ func TestValidate(t *testing.T) {
 		{"defaults.events", func(c *Config) { c.Defaults.Events = []string{"issues.opened", "pull_requests.opened"} },
 			`defaults.events[1]: unsupported event "pull_requests.opened"`},
 		{"defaults.label_allowlist", func(c *Config) { c.Defaults.LabelAllowlist = []string{""} }, "defaults.label_allowlist[0]: must not be empty"},
+		{"defaults.max_analyses_per_author", func(c *Config) { c.Defaults.MaxAnalysesPerAuthor = ptr(-1) },
+			"defaults.max_analyses_per_author: must be at least 0, got -1"},
+		{"defaults.author_limit_exempt", func(c *Config) { c.Defaults.AuthorLimitExempt = []string{"OWNER", "member"} },
+			`defaults.author_limit_exempt[1]: want one of OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, FIRST_TIME_CONTRIBUTOR, FIRST_TIMER, MANNEQUIN, NONE, got "member"`},
 		{"bad glob", func(c *Config) {
 			c.Repositories = []RepoRule{{Match: "a/b"}, {Match: "a/*"}, {Match: "["}}
 		}, `repositories[2].match: bad glob "[": syntax error in pattern`},
@@ -535,6 +543,8 @@ repositories:
     model: rule-model
     label_allowlist: []
     batch_events: []
+    max_analyses_per_author: 0
+    author_limit_exempt: []
   - match: octo/quiet-two
     post_comments: false   # never reached: octo/* matched first
 `, nil)
@@ -545,22 +555,27 @@ repositories:
 		{"other/repo", Settings{
 			Events: defaultEvents(), BatchEvents: []string{"workflow_run.completed"}, PostComments: true, ApplyLabels: true,
 			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: true, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
+			MaxPerAuthor: 10, AuthorExempt: []string{"OWNER", "MEMBER", "COLLABORATOR"},
 		}},
 		{"octo/quiet", Settings{
 			Events: []string{"issues"}, BatchEvents: []string{"issues.edited", "pull_request"}, PostComments: false, ApplyLabels: true,
 			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: false, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
+			MaxPerAuthor: 10, AuthorExempt: []string{"OWNER", "MEMBER", "COLLABORATOR"},
 		}},
 		{"Octo/Quiet", Settings{ // GitHub names are case-insensitive
 			Events: []string{"issues"}, BatchEvents: []string{"issues.edited", "pull_request"}, PostComments: false, ApplyLabels: true,
 			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: false, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
+			MaxPerAuthor: 10, AuthorExempt: []string{"OWNER", "MEMBER", "COLLABORATOR"},
 		}},
 		{"octo/quiet-two", Settings{ // an empty list turns off what defaults set
 			Events: defaultEvents(), BatchEvents: []string{}, PostComments: true, ApplyLabels: true,
 			LabelAllowlist: []string{}, AutoCloseInvalid: true, Model: "rule-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
+			MaxPerAuthor: 0, AuthorExempt: []string{},
 		}},
 		{"octo/sub/repo", Settings{ // "*" does not cross "/"
 			Events: defaultEvents(), BatchEvents: []string{"workflow_run.completed"}, PostComments: true, ApplyLabels: true,
 			LabelAllowlist: []string{"bug"}, AutoCloseInvalid: true, Model: "base-model", QuietPeriod: 30 * time.Second, MaxAnalyses: 3, MinContentChars: 15, MinChangeChars: 40,
+			MaxPerAuthor: 10, AuthorExempt: []string{"OWNER", "MEMBER", "COLLABORATOR"},
 		}},
 	}
 	for _, tt := range tests {

@@ -95,8 +95,9 @@ type Client struct {
 // perPage is the largest page GitHub serves, to make the fewest requests.
 const perPage = 100
 
-// maxPRFiles is how many files GitHub lists for a pull request at most.
-const maxPRFiles = 3000
+// maxJobPages bounds the pages of jobs read for one workflow run, which
+// may have thousands.
+const maxJobPages = 10
 
 // New returns a Client for opts. It fails on missing or ambiguous
 // credentials and on a private key it cannot parse; errors never contain
@@ -174,28 +175,70 @@ func (c *Client) client(r Repo) (*github.Client, error) {
 	return c.app.client(r.Installation), nil
 }
 
-// ListComments returns every comment on issue or pull request number,
-// oldest first.
-func (c *Client) ListComments(ctx context.Context, r Repo, number int) ([]Comment, error) {
+// ListComments returns the newest comments on issue or pull request
+// number, at most newest of them, oldest first, and how many the thread
+// has. GitHub lists comments oldest first; past one page, the first page's
+// Link header names the last, which is read next, then the pages before it
+// until newest are in hand: a thread of 10,000 comments costs two requests
+// for the newest 100, three when they span two pages.
+func (c *Client) ListComments(ctx context.Context, r Repo, number, newest int) ([]Comment, int, error) {
 	g, err := c.client(r)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var out []Comment
-	opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: perPage}}
-	for {
+	page := func(p int) ([]Comment, *github.Response, error) {
+		opts := &github.IssueListCommentsOptions{ListOptions: github.ListOptions{PerPage: perPage, Page: p}}
 		cs, resp, err := g.Issues.ListComments(ctx, r.Owner, r.Name, number, opts)
 		if err != nil {
-			return nil, fmt.Errorf("list comments on %s#%d: %w", r, number, toError(err, resp, c.token))
+			return nil, nil, fmt.Errorf("list comments on %s#%d: %w", r, number, toError(err, resp, c.token))
 		}
+		out := make([]Comment, 0, len(cs))
 		for _, cm := range cs {
 			out = append(out, toComment(cm))
 		}
-		if resp.NextPage == 0 {
-			return out, nil
-		}
-		opts.Page = resp.NextPage
+		return out, resp, nil
 	}
+	first, resp, err := page(1)
+	if err != nil {
+		return nil, 0, err
+	}
+	if resp.NextPage == 0 {
+		return newestOf(first, newest), len(first), nil
+	}
+	last := resp.LastPage
+	if last <= resp.NextPage {
+		// GitHub names the last page; without it, the next is the last known.
+		last = resp.NextPage
+	}
+	out, _, err := page(last)
+	if err != nil {
+		return nil, 0, err
+	}
+	total := (last-1)*perPage + len(out)
+	for p := last - 1; p >= 1 && len(out) < newest; p-- {
+		older := first
+		if p > 1 {
+			if older, _, err = page(p); err != nil {
+				return nil, 0, err
+			}
+		}
+		out = append(older, out...)
+	}
+	return newestOf(out, newest), total, nil
+}
+
+// newestOf is the last n of cs, without the duplicates a comment posted
+// between two page reads can make.
+func newestOf(cs []Comment, n int) []Comment {
+	seen := make(map[int64]bool, len(cs))
+	out := cs[:0:0]
+	for _, c := range cs {
+		if !seen[c.ID] {
+			seen[c.ID] = true
+			out = append(out, c)
+		}
+	}
+	return out[max(0, len(out)-n):]
 }
 
 // CreateComment posts body on issue or pull request number.
@@ -224,14 +267,15 @@ func (c *Client) EditComment(ctx context.Context, r Repo, id int64, body string)
 	return nil
 }
 
-// RepoLabels returns the names of every label defined in r.
-func (c *Client) RepoLabels(ctx context.Context, r Repo) ([]string, error) {
+// RepoLabels returns the names of the first most labels defined in r, in
+// GitHub's order; it reads no further pages than those take.
+func (c *Client) RepoLabels(ctx context.Context, r Repo, most int) ([]string, error) {
 	g, err := c.client(r)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
-	opts := &github.ListOptions{PerPage: perPage}
+	opts := &github.ListOptions{PerPage: min(perPage, max(most, 1))}
 	for {
 		ls, resp, err := g.Issues.ListLabels(ctx, r.Owner, r.Name, opts)
 		if err != nil {
@@ -240,8 +284,8 @@ func (c *Client) RepoLabels(ctx context.Context, r Repo) ([]string, error) {
 		for _, l := range ls {
 			out = append(out, l.GetName())
 		}
-		if resp.NextPage == 0 {
-			return out, nil
+		if resp.NextPage == 0 || len(out) >= most {
+			return out[:min(len(out), most)], nil
 		}
 		opts.Page = resp.NextPage
 	}
@@ -282,19 +326,21 @@ func (c *Client) CloseIssue(ctx context.Context, r Repo, number int, reason stri
 	return nil
 }
 
-// PullRequestFiles returns the files changed by pull request number, at
-// most the 3000 GitHub lists.
-func (c *Client) PullRequestFiles(ctx context.Context, r Repo, number int) ([]File, error) {
+// PullRequestFiles returns the first most files changed by pull request
+// number, and how many GitHub lists (at most 3,000). Past the pages most
+// takes, the count comes from one request of one file per page, whose Link
+// header names the last page: the count.
+func (c *Client) PullRequestFiles(ctx context.Context, r Repo, number, most int) ([]File, int, error) {
 	g, err := c.client(r)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var out []File
-	opts := &github.ListOptions{PerPage: perPage}
+	opts := &github.ListOptions{PerPage: min(perPage, max(most, 1))}
 	for {
 		fs, resp, err := g.PullRequests.ListFiles(ctx, r.Owner, r.Name, number, opts)
 		if err != nil {
-			return nil, fmt.Errorf("list files of %s#%d: %w", r, number, toError(err, resp, c.token))
+			return nil, 0, fmt.Errorf("list files of %s#%d: %w", r, number, toError(err, resp, c.token))
 		}
 		for _, f := range fs {
 			out = append(out, File{
@@ -302,35 +348,50 @@ func (c *Client) PullRequestFiles(ctx context.Context, r Repo, number int) ([]Fi
 				Additions: f.GetAdditions(), Deletions: f.GetDeletions(), Patch: f.GetPatch(),
 			})
 		}
-		if resp.NextPage == 0 || len(out) >= maxPRFiles {
-			return out, nil
+		if resp.NextPage == 0 {
+			return out, len(out), nil
+		}
+		if len(out) >= most {
+			break
 		}
 		opts.Page = resp.NextPage
 	}
+	_, resp, err := g.PullRequests.ListFiles(ctx, r.Owner, r.Name, number, &github.ListOptions{PerPage: 1})
+	if err != nil {
+		return nil, 0, fmt.Errorf("count files of %s#%d: %w", r, number, toError(err, resp, c.token))
+	}
+	return out[:most], max(resp.LastPage, len(out)), nil
 }
 
-// WorkflowJobs returns the jobs of the latest attempt of workflow run runID.
-func (c *Client) WorkflowJobs(ctx context.Context, r Repo, runID int64) ([]Job, error) {
+// WorkflowJobs returns the jobs of the latest attempt of workflow run runID
+// that keep accepts, at most most of them, and how many of the run's jobs
+// were not read: reading stops once most are kept, or after 10 pages
+// (1,000 jobs). A nil keep keeps every job.
+func (c *Client) WorkflowJobs(ctx context.Context, r Repo, runID int64, keep func(Job) bool, most int) ([]Job, int, error) {
 	g, err := c.client(r)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var out []Job
+	read := 0
 	opts := &github.ListWorkflowJobsOptions{ListOptions: github.ListOptions{PerPage: perPage}}
-	for {
+	for pages := 1; ; pages++ {
 		js, resp, err := g.Actions.ListWorkflowJobs(ctx, r.Owner, r.Name, runID, opts)
 		if err != nil {
-			return nil, fmt.Errorf("list jobs of run %d in %s: %w", runID, r, toError(err, resp, c.token))
+			return nil, 0, fmt.Errorf("list jobs of run %d in %s: %w", runID, r, toError(err, resp, c.token))
 		}
 		for _, j := range js.Jobs {
+			read++
 			job := Job{Name: j.GetName(), Conclusion: j.GetConclusion(), URL: j.GetHTMLURL()}
 			for _, s := range j.Steps {
 				job.Steps = append(job.Steps, Step{Name: s.GetName(), Conclusion: s.GetConclusion()})
 			}
-			out = append(out, job)
+			if len(out) < most && (keep == nil || keep(job)) {
+				out = append(out, job)
+			}
 		}
-		if resp.NextPage == 0 {
-			return out, nil
+		if resp.NextPage == 0 || len(out) >= most || pages == maxJobPages {
+			return out, max(js.GetTotalCount()-read, 0), nil
 		}
 		opts.Page = resp.NextPage
 	}

@@ -72,12 +72,12 @@ func exercise(t *testing.T, c *Client, g *fake.GitHub, r Repo, author string) {
 	if err := c.EditComment(ctx, r, cm.ID, "edited <!-- hookwise:issue -->"); err != nil {
 		t.Fatalf("EditComment: %v", err)
 	}
-	cs, err := c.ListComments(ctx, r, 1)
+	cs, total, err := c.ListComments(ctx, r, 1, 300)
 	if err != nil {
 		t.Fatalf("ListComments: %v", err)
 	}
-	if len(cs) != 250 {
-		t.Fatalf("ListComments = %d comments, want 250", len(cs))
+	if len(cs) != 250 || total != 250 {
+		t.Fatalf("ListComments = %d comments of %d, want 250 of 250", len(cs), total)
 	}
 	if cs[0].Body != "c0" || cs[0].Author != "alice" || cs[0].AuthorType != "User" {
 		t.Errorf("ListComments[0] = %+v, want c0 by alice (User)", cs[0])
@@ -91,7 +91,7 @@ func exercise(t *testing.T, c *Client, g *fake.GitHub, r Repo, author string) {
 		labels = append(labels, "label-"+strconv.Itoa(i))
 	}
 	g.SetRepoLabels(name, labels)
-	got, err := c.RepoLabels(ctx, r)
+	got, err := c.RepoLabels(ctx, r, 500)
 	if err != nil || len(got) != 120 || got[119] != "label-119" {
 		t.Errorf("RepoLabels = %d labels, %v; want 120", len(got), err)
 	}
@@ -117,9 +117,9 @@ func exercise(t *testing.T, c *Client, g *fake.GitHub, r Repo, author string) {
 		files = append(files, fake.PRFile{Filename: fmt.Sprintf("f%d.go", i), Status: "modified", Additions: i, Deletions: 1, Patch: "@@"})
 	}
 	g.AddPullRequest(name, 2, files)
-	fs, err := c.PullRequestFiles(ctx, r, 2)
-	if err != nil || len(fs) != 230 {
-		t.Fatalf("PullRequestFiles = %d files, %v; want 230", len(fs), err)
+	fs, total, err := c.PullRequestFiles(ctx, r, 2, 3000)
+	if err != nil || len(fs) != 230 || total != 230 {
+		t.Fatalf("PullRequestFiles = %d files of %d, %v; want 230 of 230", len(fs), total, err)
 	}
 	if f := fs[229]; f.Name != "f229.go" || f.Additions != 229 || f.Deletions != 1 || f.Status != "modified" || f.Patch != "@@" {
 		t.Errorf("PullRequestFiles[229] = %+v, want f229.go +229 -1", f)
@@ -128,9 +128,9 @@ func exercise(t *testing.T, c *Client, g *fake.GitHub, r Repo, author string) {
 	g.AddWorkflowJobs(name, 99, []fake.WorkflowJob{{ID: 5, Name: "test", Conclusion: "failure", Steps: []fake.WorkflowStep{
 		{Name: "setup", Conclusion: "success", Number: 1}, {Name: "go test", Conclusion: "failure", Number: 2},
 	}}})
-	jobs, err := c.WorkflowJobs(ctx, r, 99)
-	if err != nil || len(jobs) != 1 {
-		t.Fatalf("WorkflowJobs = %v, %v; want 1 job", jobs, err)
+	jobs, unread, err := c.WorkflowJobs(ctx, r, 99, nil, 50)
+	if err != nil || len(jobs) != 1 || unread != 0 {
+		t.Fatalf("WorkflowJobs = %v, %d unread, %v; want 1 job, none unread", jobs, unread, err)
 	}
 	if j := jobs[0]; j.Name != "test" || j.Conclusion != "failure" || !strings.HasSuffix(j.URL, "/actions/runs/99/job/5") ||
 		len(j.Steps) != 2 || j.Steps[1] != (Step{"go test", "failure"}) {
@@ -182,14 +182,14 @@ func TestClientApp(t *testing.T) {
 	in.expires = time.Now().Add(30 * time.Second)
 	in.mu.Unlock()
 	_, writesBefore = g.Stats()
-	if _, err := c.ListComments(ctx, Repo{Owner: "o", Name: "r", Installation: 11}, 1); err != nil {
+	if _, _, err := c.ListComments(ctx, Repo{Owner: "o", Name: "r", Installation: 11}, 1, 100); err != nil {
 		t.Fatalf("ListComments after expiry: %v", err)
 	}
 	if _, writes := g.Stats(); writes-writesBefore != 1 {
 		t.Errorf("writes after token expiry = %d, want 1 (a new token)", writes-writesBefore)
 	}
 
-	if _, err := c.ListComments(ctx, Repo{Owner: "o", Name: "r"}, 1); err == nil {
+	if _, _, err := c.ListComments(ctx, Repo{Owner: "o", Name: "r"}, 1, 100); err == nil {
 		t.Errorf("ListComments without installation = nil error, want one")
 	}
 }
@@ -365,7 +365,7 @@ func TestErrorRateLimitRemembered(t *testing.T) {
 	t.Cleanup(srv.Close)
 	c := newClient(t, Options{BaseURL: srv.URL, Token: testToken})
 	for i := range 2 {
-		_, err := c.ListComments(context.Background(), Repo{Owner: "o", Name: "r"}, 1)
+		_, _, err := c.ListComments(context.Background(), Repo{Owner: "o", Name: "r"}, 1, 100)
 		var e *Error
 		if !errors.As(err, &e) || !e.Temporary() || !e.RateLimited || e.RetryAfter < 10*time.Second {
 			t.Errorf("call %d = %v, want temporary rate limit with RetryAfter near 20s", i, err)

@@ -29,12 +29,17 @@ type task struct {
 	labels   []string // the repository's labels, fetched at most once
 	omitted  []string // files left out of the prompt
 	files    []gh.File
+	// changed is how many files the pull request changes, as GitHub
+	// counts them; files holds the first of them.
+	changed int
 	// seen is what the analysis looks at, to compare with a later event:
 	// an issue's title and body, a pull request's head, a run.
 	seen string
-	// listed holds each thread's comments, fetched at most once per run:
-	// the prompt's history and the marker search read the same list.
-	listed map[int][]gh.Comment
+	// listed holds each thread's newest comments, fetched at most once per
+	// run: the prompt's history and the marker search read the same list.
+	// unlisted counts the older ones.
+	listed   map[int][]gh.Comment
+	unlisted map[int]int
 	// closing says the answer closes the issue (see mayClose), which its
 	// comment then explains.
 	closing bool
@@ -77,32 +82,40 @@ func (t *task) key(number int) string {
 	return k
 }
 
-// comments lists thread number's comments once per run. Within a run the
-// thread lease keeps other jobs from posting on it, so the list stays true
-// for the marker search.
+// commentsListed is how many of a thread's newest comments are read: a
+// page, enough for the prompt's comments (prompt.Limits.Comments) and for
+// hookwise's own among them. The marker search needs no older ones: a
+// comment whose ledger row is missing was posted by a run that crashed
+// before recording it, moments before this one.
+const commentsListed = 100
+
+// comments lists thread number's newest comments once per run. Within a
+// run the thread lease keeps other jobs from posting on it, so the list
+// stays true for the marker search.
 func (t *task) comments(ctx context.Context, p *Pipeline, number int) ([]gh.Comment, error) {
 	if cs, ok := t.listed[number]; ok {
 		return cs, nil
 	}
-	cs, err := p.github.ListComments(ctx, t.repo, number)
+	cs, total, err := p.github.ListComments(ctx, t.repo, number, commentsListed)
 	if err != nil {
 		return nil, fmt.Errorf("list comments: %w", err)
 	}
 	if t.listed == nil {
-		t.listed = map[int][]gh.Comment{}
+		t.listed, t.unlisted = map[int][]gh.Comment{}, map[int]int{}
 	}
-	t.listed[number] = cs
+	t.listed[number], t.unlisted[number] = cs, max(total-len(cs), 0)
 	return cs, nil
 }
 
-// prFiles lists the pull request's changed files once per run.
+// prFiles lists the pull request's changed files once per run, as many as
+// the prompt can name.
 func (t *task) prFiles(ctx context.Context, p *Pipeline) ([]gh.File, error) {
 	if t.files == nil {
-		files, err := p.github.PullRequestFiles(ctx, t.repo, t.number)
+		files, changed, err := p.github.PullRequestFiles(ctx, t.repo, t.number, prompt.DefaultLimits().Files)
 		if err != nil {
 			return nil, fmt.Errorf("list pull request files: %w", err)
 		}
-		t.files = append([]gh.File{}, files...)
+		t.files, t.changed = append([]gh.File{}, files...), changed
 	}
 	return t.files, nil
 }
@@ -115,7 +128,7 @@ func (t *task) allowed(ctx context.Context, p *Pipeline) ([]string, error) {
 		return t.settings.LabelAllowlist, nil
 	}
 	if t.labels == nil {
-		labels, err := p.github.RepoLabels(ctx, t.repo)
+		labels, err := p.github.RepoLabels(ctx, t.repo, triageScan)
 		if err != nil {
 			return nil, fmt.Errorf("list labels: %w", err)
 		}
@@ -396,6 +409,9 @@ func (p *Pipeline) pathFilter(ctx context.Context, t *task) (*skip, error) {
 			return nil, nil
 		}
 	}
+	if t.changed > len(files) {
+		return nil, nil // the files not listed may matter
+	}
 	return skipf("ignored_path", "all %d changed files match ignore_paths", len(files)), nil
 }
 
@@ -463,20 +479,16 @@ func (p *Pipeline) fromBot(u user) *skip {
 }
 
 // history returns the thread's earlier discussion, without hookwise's own
-// comments, for context. A stranger's comment that carries a marker is
-// discussion like any other.
-func (p *Pipeline) history(ctx context.Context, t *task) ([]prompt.Comment, error) {
+// comments, for context, and how many older comments were not read. A
+// stranger's comment that carries a marker is discussion like any other.
+func (p *Pipeline) history(ctx context.Context, t *task) ([]prompt.Comment, int, error) {
 	_, others, err := p.commentsByAuthor(ctx, t, t.number)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var out []prompt.Comment
 	for _, c := range others {
 		out = append(out, prompt.Comment{Author: c.Author, Body: c.Body})
 	}
-	// The newest discussion matters most; keep the prompt bounded.
-	if len(out) > 30 {
-		out = out[len(out)-30:]
-	}
-	return out, nil
+	return out, t.unlisted[t.number], nil
 }

@@ -137,8 +137,8 @@ var issueKind = kind{
 		if a.Impact != "" {
 			fmt.Fprintf(&b, "\n**Impact.** %s\n", field(a.Impact, shortField))
 		}
-		list(&b, "Suggested plan", a.Plan, true)
-		list(&b, "Questions for @"+t.ev.Issue.User.Login, a.Questions, false)
+		list(&b, "Suggested plan", a.Plan, true, maxItems)
+		list(&b, "Questions for @"+t.ev.Issue.User.Login, a.Questions, false, maxItems)
 		if t.closing && a.CloseReason != "" {
 			fmt.Fprintf(&b, "\n%s\n", field(a.CloseReason, shortField))
 		}
@@ -171,10 +171,6 @@ var reviewRequestKind = kind{
 	render: renderReview,
 }
 
-// patchBudget bounds the diff put in one prompt; files past it are named in
-// the review as not reviewed, never dropped silently.
-const patchBudget = 60_000
-
 func pullRequestData(ctx context.Context, p *Pipeline, t *task) (any, error) {
 	files, err := t.prFiles(ctx, p)
 	if err != nil {
@@ -191,23 +187,21 @@ func pullRequestData(ctx context.Context, p *Pipeline, t *task) (any, error) {
 	} else if t.ev.Team != nil {
 		d.Reviewer = t.ev.Team.Name
 	}
-	used := 0
 	for _, f := range files {
-		if f.Patch == "" || used+len(f.Patch) > patchBudget {
-			d.Omitted = append(d.Omitted, f.Name)
-			continue
-		}
-		used += len(f.Patch)
 		d.Files = append(d.Files, prompt.File{Name: f.Name, Status: f.Status, Additions: f.Additions, Deletions: f.Deletions, Patch: f.Patch})
 	}
-	t.omitted = d.Omitted
+	d.MoreFiles = max(t.changed-len(files), 0)
+	// The limits leave out what does not fit; the review names it as not
+	// reviewed, never drops it silently.
+	d = prompt.DefaultLimits().PullRequest(d)
+	t.omitted = notShown(d)
 	return d, nil
 }
 
 // context gathers what every thread prompt carries: the thread with its
 // earlier discussion, and the labels the model may choose from.
 func (p *Pipeline) context(ctx context.Context, t *task, th *thread) (prompt.Thread, []string, error) {
-	comments, err := p.history(ctx, t)
+	comments, earlier, err := p.history(ctx, t)
 	if err != nil {
 		return prompt.Thread{}, nil, err
 	}
@@ -216,7 +210,7 @@ func (p *Pipeline) context(ctx context.Context, t *task, th *thread) (prompt.Thr
 		return prompt.Thread{}, nil, err
 	}
 	return prompt.Thread{Repo: t.repo.String(), Number: th.Number, Title: th.Title, Body: th.body(),
-		Author: th.User.Login, Labels: th.labelNames(), Comments: comments}, allowed, nil
+		Author: th.User.Login, Labels: th.labelNames(), Comments: comments, EarlierComments: earlier}, allowed, nil
 }
 
 func renderReview(t *task, a answer) string {
@@ -241,7 +235,9 @@ func renderReview(t *task, a answer) string {
 		fmt.Fprintf(&b, "\n_%d more findings not shown._\n", more)
 	}
 	notReviewed := append(append([]string{}, t.omitted...), a.NotReviewed...)
-	list(&b, "Not reviewed (over the prompt budget or without a textual diff)", dedupe(notReviewed), false)
+	// Every file the prompt left out is named (the prompt's limits bound
+	// them); the guard caps the comment whatever the model added.
+	list(&b, "Not reviewed (over the prompt budget or without a textual diff)", dedupe(notReviewed), false, maxNotReviewed)
 	fmt.Fprintf(&b, "\n_Reviewed head commit %s._\n", pr.Head.SHA)
 	return b.String()
 }
@@ -256,11 +252,12 @@ var workflowKind = kind{
 	}),
 	data: func(ctx context.Context, p *Pipeline, t *task) (any, error) {
 		run := t.ev.WorkflowRun
-		jobs, err := p.github.WorkflowJobs(ctx, t.repo, run.ID)
+		jobs, unread, err := p.github.WorkflowJobs(ctx, t.repo, run.ID, failedJob, prompt.DefaultLimits().Jobs)
 		if err != nil {
 			return nil, fmt.Errorf("list workflow jobs: %w", err)
 		}
-		d := prompt.WorkflowRunData{Repo: t.repo.String(), Name: run.Name, Branch: run.HeadBranch, HeadSHA: run.HeadSHA, URL: run.HTMLURL}
+		d := prompt.WorkflowRunData{Repo: t.repo.String(), Name: run.Name, Branch: run.HeadBranch, HeadSHA: run.HeadSHA, URL: run.HTMLURL,
+			Unexamined: unread}
 		for _, j := range jobs {
 			if j.Conclusion == "success" || j.Conclusion == "skipped" {
 				continue
@@ -290,9 +287,10 @@ var workflowKind = kind{
 // The most characters of a field of the answer, and the most items of a
 // list, that a comment shows; the total is capped again by the guard.
 const (
-	longField  = 6000
-	shortField = 2000
-	maxItems   = 30
+	longField      = 6000
+	shortField     = 2000
+	maxItems       = 30
+	maxNotReviewed = 300
 )
 
 // field is one of the answer's text fields, capped, saying what was cut.
@@ -305,12 +303,13 @@ func linkText(s string) string {
 	return strings.NewReplacer(`\`, `\\`, "[", `\[`, "]", `\]`, "\n", " ").Replace(s)
 }
 
-func list(b *strings.Builder, title string, items []string, numbered bool) {
+// list writes items as a Markdown list under title, at most most of them.
+func list(b *strings.Builder, title string, items []string, numbered bool, most int) {
 	if len(items) == 0 {
 		return
 	}
 	fmt.Fprintf(b, "\n**%s**\n\n", title)
-	for i, it := range items[:min(len(items), maxItems)] {
+	for i, it := range items[:min(len(items), most)] {
 		// An item is one line of the list.
 		it = strings.Join(strings.Fields(field(it, shortField)), " ")
 		if numbered {
@@ -319,7 +318,7 @@ func list(b *strings.Builder, title string, items []string, numbered bool) {
 			fmt.Fprintf(b, "- %s\n", it)
 		}
 	}
-	if more := len(items) - maxItems; more > 0 {
+	if more := len(items) - most; more > 0 {
 		fmt.Fprintf(b, "\n_%d more not shown._\n", more)
 	}
 }

@@ -27,14 +27,14 @@ import (
 
 // GitHub is what the pipeline needs of GitHub.
 type GitHub interface {
-	ListComments(ctx context.Context, r gh.Repo, number int) ([]gh.Comment, error)
+	ListComments(ctx context.Context, r gh.Repo, number, newest int) ([]gh.Comment, int, error)
 	CreateComment(ctx context.Context, r gh.Repo, number int, body string) (gh.Comment, error)
 	EditComment(ctx context.Context, r gh.Repo, id int64, body string) error
-	RepoLabels(ctx context.Context, r gh.Repo) ([]string, error)
+	RepoLabels(ctx context.Context, r gh.Repo, most int) ([]string, error)
 	AddLabels(ctx context.Context, r gh.Repo, number int, labels []string) error
 	CloseIssue(ctx context.Context, r gh.Repo, number int, reason string) error
-	PullRequestFiles(ctx context.Context, r gh.Repo, number int) ([]gh.File, error)
-	WorkflowJobs(ctx context.Context, r gh.Repo, runID int64) ([]gh.Job, error)
+	PullRequestFiles(ctx context.Context, r gh.Repo, number, most int) ([]gh.File, int, error)
+	WorkflowJobs(ctx context.Context, r gh.Repo, runID int64, keep func(gh.Job) bool, most int) ([]gh.Job, int, error)
 	Login(ctx context.Context, r gh.Repo) (string, error)
 }
 
@@ -205,7 +205,7 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 		if store.Newer(st.AnalysedUpdated, st.AnalysedDelivery, updated, d.ID) {
 			return p.skip(ctx, d, skipf("coalesced", "delivery %d's newer analysis of %s is posted", st.AnalysedDelivery, thread), log)
 		}
-	} else if sk, err := p.repeat(ctx, d, t); sk != nil || err != nil {
+	} else if sk, err := p.admit(ctx, d, t); sk != nil || err != nil {
 		if err != nil {
 			return err
 		}

@@ -140,6 +140,9 @@ func budgetConfig(t *testing.T, daily float64, onLimit string) (config.Config, *
 	cfg.Budget.Daily = daily
 	cfg.Budget.OnLimit = onLimit
 	cfg.Budget.AlertWebhook = config.Secret(srv.URL)
+	// One author opens every issue: the budget, not the author's cap,
+	// must be what holds them.
+	cfg.Defaults.MaxAnalysesPerAuthor = ptr(0)
 	return cfg, sink
 }
 

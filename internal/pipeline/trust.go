@@ -29,6 +29,11 @@ var triageLabels = []string{"bug", "enhancement", "question", "documentation", "
 // "size: L", "size-medium".
 var sizeLabelRE = regexp.MustCompile(`(?i)^size\s*[/:-]?\s*(xxs|xs|s|m|l|xl|xxl|small|medium|large)$`)
 
+// triageScan is how many of a repository's labels are read looking for
+// its triage labels: five pages. A repository with more labels than that
+// names the ones hookwise may apply in label_allowlist.
+const triageScan = 500
+
 func isTriageLabel(name string) bool {
 	name = strings.TrimSpace(name)
 	return sizeLabelRE.MatchString(name) || slices.ContainsFunc(triageLabels, func(l string) bool { return strings.EqualFold(l, name) })

@@ -7,6 +7,12 @@
 // for every event so the provider can cache it) and a "user" template (this
 // event). System templates are rendered with the same data but should not
 // use it: anything event-specific there defeats prompt caching.
+//
+// Everything in a prompt that came from GitHub is untrusted. This package
+// is the one place that bounds it (see Limits: every Render applies them,
+// whatever the template) and marks it as data: templates put each such
+// string through tag, which wraps it in <name>…</name> and defuses any
+// closing tag of that name inside it.
 package prompt
 
 import (
@@ -17,12 +23,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"text/template"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 //go:embed templates/*.tmpl
@@ -39,6 +46,10 @@ type Thread struct {
 	Author   string
 	Labels   []string
 	Comments []Comment // earlier discussion, oldest first
+	// EarlierComments is how many comments before Comments are not shown.
+	EarlierComments int
+	// MoreLabels is how many labels past Labels are not shown.
+	MoreLabels int
 }
 
 // Comment is one comment in a thread.
@@ -55,11 +66,14 @@ type IssueData struct {
 // PullRequestData is the data of the pull_request.* and review_request.*
 // templates.
 type PullRequestData struct {
-	Thread        Thread
-	Base, Head    string // branch names
-	HeadSHA       string
-	Files         []File
-	Omitted       []string // files changed but not shown (size limits, binaries)
+	Thread     Thread
+	Base, Head string // branch names
+	HeadSHA    string
+	Files      []File
+	Omitted    []string // files changed but not shown (size limits, binaries)
+	// MoreFiles is how many changed files are not even named: past the
+	// caps, or never listed by GitHub.
+	MoreFiles     int
 	AllowedLabels []string
 	Reviewer      string // login asked to review; set for review_requested
 }
@@ -97,6 +111,7 @@ type RepoData struct {
 	Context       string // the repository's context setting
 	Labels        bool   // whether the answer chooses labels
 	AllowedLabels []string
+	MoreLabels    int    // allowed labels past AllowedLabels, not shown
 	Schema        string // the answer's JSON schema, indented
 }
 
@@ -104,12 +119,18 @@ type RepoData struct {
 type WorkflowRunData struct {
 	Repo, Name, Branch, HeadSHA, URL string
 	Jobs                             []Job // failed jobs
+	// MoreJobs is how many failed jobs past Jobs are not shown.
+	MoreJobs int
+	// Unexamined is how many of the run's jobs were not looked at (past
+	// what is listed from GitHub); some of them may have failed too.
+	Unexamined int
 }
 
 // Job is one job of a workflow run.
 type Job struct {
 	Name, Conclusion string
 	FailedSteps      []string
+	MoreSteps        int // failed steps past FailedSteps, not shown
 }
 
 // Set holds the parsed templates. It is safe for concurrent use.
@@ -120,6 +141,7 @@ type Set struct {
 	// tests set it to zero.
 	checkEvery time.Duration
 	embedded   map[string]*template.Template
+	limits     Limits
 
 	mu        sync.Mutex
 	current   map[string]*template.Template
@@ -146,6 +168,7 @@ func New(dir string, logger *slog.Logger) (*Set, error) {
 		logger:     logger,
 		checkEvery: time.Second,
 		embedded:   make(map[string]*template.Template),
+		limits:     DefaultLimits(),
 		current:    make(map[string]*template.Template),
 		seen:       make(map[string]fileStamp),
 	}
@@ -176,16 +199,36 @@ func New(dir string, logger *slog.Logger) (*Set, error) {
 	return s, nil
 }
 
-// Render executes the named template ("issue.system") with data and returns
-// the result with surrounding blank space trimmed.
+// Render executes the named template ("issue.system") with data bounded by
+// the Limits, and returns the result with surrounding blank space trimmed.
+// A user template ("*.user") whose result passes the total cap, which only
+// an override's own text can make it do, is rendered again with less room
+// for comments, files and jobs; if even that passes the cap, it is an
+// error.
 func (s *Set) Render(name string, data any) (string, error) {
 	t := s.lookup(name)
 	if t == nil {
 		return "", fmt.Errorf("prompt %q: no such template", name)
 	}
+	l := s.limits
+	for range 4 {
+		out, err := execute(t, l.bound(data))
+		if err != nil {
+			return "", fmt.Errorf("render prompt %s: %w", name, err)
+		}
+		over := len(out) - s.limits.Prompt
+		if over <= 0 || !strings.HasSuffix(name, ".user") {
+			return out, nil
+		}
+		l.Prompt -= over + l.Prompt/8
+	}
+	return "", fmt.Errorf("render prompt %s: over the cap of %d bytes even with its inputs cut; shorten the template", name, s.limits.Prompt)
+}
+
+func execute(t *template.Template, data any) (string, error) {
 	var b strings.Builder
 	if err := t.Execute(&b, data); err != nil {
-		return "", fmt.Errorf("render prompt %s: %w", name, err)
+		return "", err
 	}
 	return strings.TrimSpace(b.String()), nil
 }
@@ -296,6 +339,10 @@ var funcs = template.FuncMap{
 	"trim":  strings.TrimSpace,
 	"fence": fence,
 	"tag":   tag,
+	"patch": patch,
+	"count": count,
+	// thousands formats a number with commas: 12,345.
+	"thousands": thousands,
 }
 
 // fence returns a Markdown code fence longer than any run of backticks in
@@ -313,11 +360,96 @@ func fence(s string) string {
 	return strings.Repeat("`", max(3, longest+1))
 }
 
-// tag wraps untrusted text (titles, bodies, comments) in <name>…</name> so
-// the model can tell data from instructions. Closing tags of the same name
-// inside the text are defused so the text cannot end the block early.
+// tag wraps untrusted text in <name>…</name> so the model can tell data
+// from instructions: on one line when the text is one line, else with the
+// tags on lines of their own. Closing tags of the same name inside the
+// text are defused (see defuse), so the text cannot end the block early.
 func tag(name, text string) string {
-	closing := regexp.MustCompile(`(?i)</\s*` + regexp.QuoteMeta(name))
-	text = closing.ReplaceAllString(text, `<\/`+name)
-	return "<" + name + ">\n" + strings.TrimSpace(text) + "\n</" + name + ">"
+	text = strings.TrimSpace(defuse(name, text))
+	if !strings.Contains(text, "\n") {
+		return "<" + name + ">" + text + "</" + name + ">"
+	}
+	return "<" + name + ">\n" + text + "\n</" + name + ">"
+}
+
+// patch is a diff as data: fenced, and tagged as "patch".
+func patch(diff string) string {
+	f := fence(diff)
+	return tag("patch", f+"diff\n"+diff+"\n"+f)
+}
+
+// defuse replaces the slash of every closing tag of name in text with a
+// backslash: "</issue_body>" becomes "<\issue_body>". A closing tag is
+// "<" (or the look-alikes ＜ and ﹤), optional space, "/" (or ／, ∕ and ⁄),
+// optional space, then name in any case, as Unicode folds it. The text
+// keeps its length (or shrinks, for a look-alike slash), so Limits can
+// count it before any template runs.
+func defuse(name, text string) string {
+	var b strings.Builder
+	done := 0 // text[:done] is in b
+	for i := 0; i < len(text); {
+		r, n := utf8.DecodeRuneInString(text[i:])
+		if !isOpener(r) {
+			i += n
+			continue
+		}
+		j := skipSpace(text, i+n)
+		s, sn := utf8.DecodeRuneInString(text[j:])
+		if j == len(text) || !isSlash(s) || !hasFoldPrefix(text[skipSpace(text, j+sn):], name) {
+			i += n
+			continue
+		}
+		b.WriteString(text[done:j])
+		b.WriteByte('\\')
+		done = j + sn
+		i = done
+	}
+	if done == 0 {
+		return text
+	}
+	b.WriteString(text[done:])
+	return b.String()
+}
+
+func isOpener(r rune) bool { return r == '<' || r == '\uFF1C' || r == '\uFE64' }
+func isSlash(r rune) bool  { return r == '/' || r == '\uFF0F' || r == '\u2215' || r == '\u2044' }
+
+// isSpace is white space as Unicode has it, separators included.
+func isSpace(r rune) bool { return unicode.IsSpace(r) || unicode.Is(unicode.Z, r) }
+
+func skipSpace(s string, i int) int {
+	for i < len(s) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if !isSpace(r) {
+			break
+		}
+		i += n
+	}
+	return i
+}
+
+// hasFoldPrefix reports whether s starts with prefix, ignoring case.
+func hasFoldPrefix(s, prefix string) bool {
+	for _, p := range prefix {
+		r, n := utf8.DecodeRuneInString(s)
+		if n == 0 || !foldEqual(p, r) {
+			return false
+		}
+		s = s[n:]
+	}
+	return true
+}
+
+// foldEqual reports whether a and b are the same letter under Unicode's
+// simple case folding (so K, k and the Kelvin sign are one letter).
+func foldEqual(a, b rune) bool {
+	if a == b {
+		return true
+	}
+	for f := unicode.SimpleFold(a); f != a; f = unicode.SimpleFold(f) {
+		if f == b {
+			return true
+		}
+	}
+	return false
 }

@@ -17,8 +17,9 @@ const pruneChunk = 5000
 // (done, skipped, discarded) received before deliveries, with their
 // answers and batch requests, the state of threads quiet since then and the comment ledger's
 // rows not updated since then; ledger rows and alerts created before
-// ledger; and expired thread leases. Dead letters and deliveries still in
-// progress are kept whatever their age.
+// ledger; expired thread leases; and the per-author cap's admissions made
+// before deliveries, with the lock rows of authors left without any. Dead
+// letters and deliveries still in progress are kept whatever their age.
 func (s *Store) Prune(ctx context.Context, deliveries, ledger time.Time) (Pruned, error) {
 	out := Pruned{}
 	d, l, now := deliveries.UnixMilli(), ledger.UnixMilli(), s.millis()
@@ -41,6 +42,10 @@ func (s *Store) Prune(ctx context.Context, deliveries, ledger time.Time) (Pruned
 		{"hw_usage", `DELETE FROM hw_usage WHERE id IN (SELECT id FROM hw_usage WHERE created_at < ? LIMIT ?)`, []any{l, pruneChunk}},
 		{"hw_alerts", `DELETE FROM hw_alerts WHERE created_at < ?`, []any{l}},
 		{"hw_thread_locks", `DELETE FROM hw_thread_locks WHERE expires_at < ?`, []any{now}},
+		{"hw_author_admissions", `DELETE FROM hw_author_admissions WHERE delivery_id IN (SELECT delivery_id FROM hw_author_admissions
+			WHERE created_at < ? LIMIT ?)`, []any{d, pruneChunk}},
+		{"hw_author_locks", `DELETE FROM hw_author_locks WHERE author IN (SELECT l.author FROM hw_author_locks l
+			WHERE NOT EXISTS (SELECT 1 FROM hw_author_admissions a WHERE a.author = l.author) LIMIT ?)`, []any{pruneChunk}},
 	}
 	for _, st := range steps {
 		for {
