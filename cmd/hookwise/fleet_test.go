@@ -55,6 +55,7 @@ budget:
   on_limit: skip
 defaults:
   quiet_period: 0s
+  max_analyses_per_author: 0  # one author opens every issue: the budget must be what holds them
 database_max_connections: 15
 shutdown_timeout: 2s
 `, budget))

@@ -41,9 +41,12 @@ func startWith(t *testing.T, github *fake.GitHub, model *fake.Anthropic, mutate 
 	r := apptest.Start(t, github, model, func(c *config.Config) {
 		c.Anthropic.MaxConcurrency = 32
 		c.Queue.Workers = 32
-		// These tests send hundreds of threads by one author; the cap on
-		// an author's analyses has tests of its own.
+		// These tests send hundreds of threads by one author and measure
+		// throughput: the cap on an author's analyses and the default
+		// daily budget have tests of their own, and tests of budgets set
+		// theirs.
 		c.Defaults.MaxAnalysesPerAuthor = new(int)
+		c.Budget.Daily = 0
 		if mutate != nil {
 			mutate(c)
 		}

@@ -115,7 +115,7 @@ type Price struct {
 type RetentionConfig struct {
 	// Deliveries: handled deliveries, their answers, thread state and the
 	// comment ledger (a comment older than this is found again by its
-	// marker on GitHub).
+	// marker on GitHub, among the thread's newest 100 comments).
 	Deliveries Duration `yaml:"deliveries"`
 	// Ledger: the usage and cost ledger and budget alerts.
 	Ledger Duration `yaml:"ledger"`

@@ -84,9 +84,11 @@ func (t *task) key(number int) string {
 
 // commentsListed is how many of a thread's newest comments are read: a
 // page, enough for the prompt's comments (prompt.Limits.Comments) and for
-// hookwise's own among them. The marker search needs no older ones: a
-// comment whose ledger row is missing was posted by a run that crashed
-// before recording it, moments before this one.
+// hookwise's own among them. The marker search looks for a comment whose
+// ledger row is missing: one posted by a run that crashed before recording
+// it, moments before this one, which is among them; or one whose row
+// retention pruned, which on a thread with a hundred comments since is
+// not, and a new comment is posted instead of editing it.
 const commentsListed = 100
 
 // comments lists thread number's newest comments once per run. Within a
