@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hookwise/hookwise/internal/logtest"
+	"github.com/hookwise/hookwise/internal/store"
 	"github.com/hookwise/hookwise/internal/webhook"
 )
 
@@ -260,4 +262,69 @@ func TestDeepJSON(t *testing.T) {
 	if got := e.postPadded(t, "after-deep", 0); got != http.StatusAccepted {
 		t.Errorf("a delivery after the deep ones = %d, want 202", got)
 	}
+}
+
+// gatedPersist holds every Persist until release is closed.
+type gatedPersist struct {
+	webhook.Persister
+	release chan struct{}
+}
+
+func (g *gatedPersist) Persist(ctx context.Context, batch []store.Delivery) ([]bool, error) {
+	<-g.release
+	return g.Persister.Persist(ctx, batch)
+}
+
+// A store slower than the senders is told apart from the refusals that
+// hold back one address: its 429s are counted with reason "queue".
+func TestQueueFullIsCounted(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	g := &gatedPersist{release: make(chan struct{})}
+	e := newHandlerTuned(t, filepath.Join(t.TempDir(), "hookwise.db"), func(p webhook.Persister) webhook.Persister {
+		g.Persister = p
+		return g
+	}, func(o *webhook.Options) { o.MaxBatch, o.QueueWait, o.Registerer = 1, 200*time.Millisecond, reg })
+	codes := make(chan int, 10)
+	for i := range 10 { // one committing, four queued, the rest find no place
+		go func() { codes <- e.postFrom(t, "127.0.0.1", fmt.Sprintf("queued-%d", i), 0) }()
+	}
+	throttled := 0
+	for range 5 {
+		if <-codes == http.StatusTooManyRequests {
+			throttled++
+		}
+	}
+	close(g.release)
+	for range 5 {
+		<-codes
+	}
+	if throttled != 5 {
+		t.Errorf("%d of the first 5 answers were 429, want 5", throttled)
+	}
+	if got := refusedFor(t, reg, "queue"); got != 5 {
+		t.Errorf(`hookwise_webhook_refused_total{reason="queue"} = %v, want 5`, got)
+	}
+}
+
+// refusedFor returns hookwise_webhook_refused_total for reason.
+func refusedFor(t *testing.T, reg *prometheus.Registry, reason string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "hookwise_webhook_refused_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer, cs *clients, allow *Allowlist) metric
 		}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookwise_webhook_refused_total",
-			Help: "Requests refused to protect the service, by reason: source (not allowed, 403), penalty (client in the penalty box), busy (client has too many requests being read), client_memory (its share of body memory is held), memory (all body memory is held).",
+			Help: "Webhook requests answered 403 or 429, by reason: source (not allowed, 403), penalty (client in the penalty box), busy (client has too many requests being read), client_memory (its share of body memory is held), memory (all body memory is held), queue (more deliveries wait to be stored than the store keeps up with).",
 		}, []string{"reason"}),
 	}
 	if reg == nil {

@@ -410,8 +410,7 @@ type reqError struct {
 	// strike counts the rejection against the client (see
 	// Options.PenaltyFailures).
 	strike bool
-	// reason labels refusals made to protect the service from a client
-	// (hookwise_webhook_refused_total).
+	// reason labels the 403s and 429s (hookwise_webhook_refused_total).
 	reason     string
 	retryAfter time.Duration
 }
@@ -676,7 +675,7 @@ func (h *Handler) enqueue(ctx context.Context, p *pending) error {
 		return nil
 	case <-t.C:
 		// The store is up but slower than the senders: ask them to back off.
-		return reject(http.StatusTooManyRequests, "too many deliveries waiting to be stored; retry later")
+		return &reqError{code: http.StatusTooManyRequests, reason: "queue", msg: "too many deliveries waiting to be stored; retry later"}
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %v", errUnavailable, ctx.Err())
 	}
