@@ -194,14 +194,24 @@ func TestStoreReadOnlyThenBack(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	// /readyz answers from a check at most a second old.
-	readyz := func(want int) int {
+	// SQLite's query_only is a database that answers reads and refuses
+	// every write, like a read-only file or volume. It belongs to the
+	// connection, which the pool may replace: set it before every probe.
+	queryOnly := func(v string) {
 		t.Helper()
-		got := status("/readyz")
-		for deadline := time.Now().Add(3 * time.Second); got != want && time.Now().Before(deadline); got = status("/readyz") {
-			time.Sleep(50 * time.Millisecond)
+		if _, err := h.app.Store.DB.Exec(`PRAGMA query_only = ` + v); err != nil {
+			t.Fatal(err)
 		}
-		return got
+	}
+	// /readyz answers from a check at most a second old.
+	readyz := func(want int, pragma string) int {
+		t.Helper()
+		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			queryOnly(pragma)
+			if got := status("/readyz"); got == want || time.Now().After(deadline) {
+				return got
+			}
+		}
 	}
 	send := func(guid string) int {
 		t.Helper()
@@ -216,21 +226,14 @@ func TestStoreReadOnlyThenBack(t *testing.T) {
 	if got := status("/readyz"); got != http.StatusOK {
 		t.Fatalf("/readyz = %d before the outage, want 200", got)
 	}
-	// SQLite's query_only is a database that answers reads and refuses
-	// every write, like a read-only file or volume.
-	if _, err := h.app.Store.DB.Exec(`PRAGMA query_only = ON`); err != nil {
-		t.Fatal(err)
-	}
+	queryOnly("ON")
 	if got := send("during-outage"); got != http.StatusServiceUnavailable {
 		t.Errorf("delivery while the store is read-only = %d, want 503", got)
 	}
-	if got := readyz(http.StatusServiceUnavailable); got != http.StatusServiceUnavailable {
+	if got := readyz(http.StatusServiceUnavailable, "ON"); got != http.StatusServiceUnavailable {
 		t.Errorf("/readyz while the store is read-only = %d, want 503", got)
 	}
-	if _, err := h.app.Store.DB.Exec(`PRAGMA query_only = OFF`); err != nil {
-		t.Fatal(err)
-	}
-	if got := readyz(http.StatusOK); got != http.StatusOK {
+	if got := readyz(http.StatusOK, "OFF"); got != http.StatusOK {
 		t.Errorf("/readyz after the outage = %d, want 200", got)
 	}
 	// GitHub redelivers what it was refused (the sweeper asks it to).
