@@ -1,0 +1,6 @@
+//go:build race
+
+package app_test
+
+// raceEnabled says the race detector is on: everything runs several times slower.
+const raceEnabled = true
