@@ -97,7 +97,7 @@ func (p *privatePostgres) url() string {
 	return "postgres://postgres@127.0.0.1:" + p.port + "/postgres?sslmode=disable"
 }
 
-// Acceptance (issue 5, point 2): PostgreSQL restarts in the middle of
+// PostgreSQL restarts in the middle of
 // ingest. While it is down hookwise answers 503, never a false 2xx: every
 // delivery answered 2xx is in the database afterwards. It recovers by
 // itself, and the deliveries it took are all handled (jobs whose end the

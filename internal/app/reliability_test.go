@@ -63,7 +63,7 @@ func (h *harness) wantOneCommentEach(t *testing.T, n int) {
 	}
 }
 
-// Acceptance (issue 3, point 1): with 15% of model calls answered 429 with
+// with 15% of model calls answered 429 with
 // retry-after, 15% answered 529, and 20% of GitHub writes answered 502
 // after GitHub performed them (a proxy timing out: the nastier case, since
 // a retry must find the comment rather than post it again), 1,000 new
@@ -116,7 +116,7 @@ func metricValue(t *testing.T, page, series string) float64 {
 	return 0
 }
 
-// Acceptance (issue 3, point 2): against a model API that allows 600
+// against a model API that allows 600
 // requests a minute (a token bucket sending anthropic-ratelimit-requests-*
 // headers and answering 429 beyond), 1,200 analyses finish within 1.25x the
 // least time the limit allows, with at most 1% of calls answered 429. The
@@ -156,7 +156,7 @@ func TestModelPacingUsesTheLimit(t *testing.T) {
 	}
 }
 
-// Acceptance (issue 3, point 3): a burst of new issues never makes hookwise
+// a burst of new issues never makes hookwise
 // send one token more than github.writes_per_minute writes (the default,
 // 80) in any minute, and the burst still completes.
 func TestGitHubWritePace(t *testing.T) {

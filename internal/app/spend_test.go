@@ -36,7 +36,7 @@ Labels: "bug" for wrong behaviour, "enhancement" for new behaviour, "question",
 when the author must add something first. Security problems must never be discussed in
 public: ask the author to use the security policy instead and do not repeat details.`
 
-// Acceptance (issue 4, point 1 and 4): on a realistic mixed stream, every
+// on a realistic mixed stream, every
 // thread that deserves an analysis gets exactly one, of its latest state; no
 // call is made for anything else; the bill is at most 0.55x what the old
 // service (one uncached call per delivery it handled) spends on the same
@@ -311,7 +311,7 @@ func legacyPrompt(t testing.TB, prompts *prompt.Set, ghc *gh.Client, d fake.Deli
 	return "", ""
 }
 
-// Acceptance (issue 4, point 2): with a daily budget of $1 and a stream
+// with a daily budget of $1 and a stream
 // that would cost about $3, spending stops at $1 plus at most one call;
 // the rest is deferred, visibly; the 80% and 100% alerts fire once each.
 func TestDailyBudgetHoldsAndAlertsOnce(t *testing.T) {
@@ -380,7 +380,7 @@ func TestDailyBudgetHoldsAndAlertsOnce(t *testing.T) {
 	}
 }
 
-// Acceptance (issue 4, point 3): across many analyses in one repository,
+// across many analyses in one repository,
 // most of the stable prefix (instructions, schema, repository context) is
 // billed as cache reads.
 func TestPromptPrefixIsBilledAsCacheReads(t *testing.T) {
