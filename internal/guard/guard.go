@@ -54,7 +54,7 @@ var (
 	markerRE = regexp.MustCompile(`(?s)<!--\s*hookwise:.*?-->`)
 	// entityRE matches the start of an HTML entity ("&#58;", "&colon;"),
 	// which Markdown decodes in link destinations.
-	entityRE = regexp.MustCompile(`&(#|[A-Za-z][A-Za-z0-9]{0,31};)`)
+	entityRE = regexp.MustCompile(`&(#|[A-Za-z][A-Za-z0-9]*;)`)
 	// tagRE matches what could open raw HTML: a tag, a closing tag, a
 	// comment, a declaration or a processing instruction.
 	tagRE = regexp.MustCompile(`<([A-Za-z/!?])`)
