@@ -244,8 +244,10 @@ type worker struct {
 }
 
 // Work maps the processor's error onto River: nil completes, a permanent
-// error cancels (a dead letter at once), a rate limit snoozes, anything
-// else is retried by the retry policy until attempts or age run out.
+// error cancels (a dead letter at once), a wait snoozes, anything else is
+// retried by the retry policy until attempts or age run out. A wait is not
+// a failure: it never uses an attempt and never ages a job out, however
+// long the backlog it waits in.
 func (w *worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	err := w.proc.Process(ctx, job.Args.DeliveryID, fmt.Sprintf("job-%d", job.ID))
 	if err == nil {
@@ -257,25 +259,23 @@ func (w *worker) Work(ctx context.Context, job *river.Job[ProcessArgs]) error {
 	switch {
 	case errors.As(err, &temp) && !temp.Temporary():
 		result = river.JobCancel(err)
+	case ctx.Err() == nil && RetryAfter(err) > 0:
+		return river.JobSnooze(RetryAfter(err))
+	case errors.Is(ctx.Err(), context.Canceled):
+		// The client is stopping: the job was interrupted, not failed.
+		// It runs again at once on the next start.
+		return river.JobSnooze(0)
 	case age >= w.maxAge:
 		err = fmt.Errorf("gave up after %s (queue.max_age %s): %w", age.Round(time.Second), w.maxAge, err)
 		result = river.JobCancel(err)
-	case ctx.Err() != nil:
-		// Stopped or timed out, not failed: retry it, while attempts last.
-		if job.Attempt < job.MaxAttempts {
-			return err
+	case job.Attempt < job.MaxAttempts:
+		// A timeout counts: an attempt that ran queue.job_timeout without
+		// an answer is a failure, as waits end in a snooze well before it.
+		if d := RetryDelay(err); d > 0 && ctx.Err() == nil {
+			w.policy.atLeast(job.ID, w.now().Add(d))
 		}
-		result = err
+		return err
 	default:
-		if d := RetryAfter(err); d > 0 {
-			return river.JobSnooze(d)
-		}
-		if job.Attempt < job.MaxAttempts {
-			if d := RetryDelay(err); d > 0 {
-				w.policy.atLeast(job.ID, w.now().Add(d))
-			}
-			return err
-		}
 		result = err
 	}
 	// Cancelled or out of attempts: River will not run it again.
