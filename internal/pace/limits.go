@@ -78,6 +78,37 @@ func (ks *keyState) wait(now time.Time, write bool, resource string, opts *Optio
 	return max(d, time.Millisecond)
 }
 
+// timedWait is the part of wait that only time ends: a pause, the write
+// window, a window's reset or a bucket's refill, but not a wait for an
+// answer to say what requests cost (any answer may end that one).
+func (ks *keyState) timedWait(now time.Time, write bool, resource string, opts *Options) time.Duration {
+	next := ks.pausedUntil
+	if write {
+		next = later(next, ks.nextWrite(opts))
+	}
+	d := next.Sub(now)
+	for name, b := range ks.buckets {
+		if resource != "" && name != resource {
+			continue
+		}
+		if w := b.wait(now, len(ks.inflight) == 0); w != untilAnswer {
+			d = max(d, w)
+		}
+	}
+	return d
+}
+
+// waitingFor names what a request waits for the longest, for people.
+func (ks *keyState) waitingFor(now time.Time, write bool, opts *Options) string {
+	switch {
+	case write && ks.nextWrite(opts).After(ks.pausedUntil) && ks.nextWrite(opts).After(now):
+		return "the write window"
+	case ks.pausedUntil.After(now):
+		return "the end of a rate-limit pause"
+	}
+	return "a rate-limit bucket to refill"
+}
+
 // begin records that a request starts now: it takes its share of every
 // bucket it draws on and, for a write, its place in the write window.
 func (ks *keyState) begin(now time.Time, write bool, resource string, probe bool, opts *Options) *ticket {

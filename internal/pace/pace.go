@@ -69,6 +69,12 @@ type Options struct {
 	// with the others: the limits then hold for the fleet.
 	Shared SharedWindow
 
+	// SnoozeAfter: a request that would wait longer than this for a
+	// learned limit, a pause or the write window is not held: RoundTrip
+	// returns a *WaitError saying how long instead, so that the caller's
+	// job can be snoozed and its worker freed. 0 waits however long.
+	SnoozeAfter time.Duration
+
 	// MaxConcurrent caps the requests in flight per key (a request is in
 	// flight until its response body is closed or read to the end);
 	// 0 = unlimited.
@@ -91,10 +97,18 @@ type Options struct {
 }
 
 // SharedWindow is a write window several processes share. TakeWriteSlot
-// reserves the earliest start at or after now, within the limits, for a
-// write under key, and returns it; the caller waits until then.
+// finds the earliest start at or after now, within the limits, for a
+// write under key, and reserves it when it is no later than now+within
+// (within 0: always); it returns the start and whether it was reserved.
+// The caller waits until a reserved start.
 type SharedWindow interface {
-	TakeWriteSlot(ctx context.Context, key string, now time.Time, perMinute, perHour int, spacing time.Duration) (time.Time, error)
+	TakeWriteSlot(ctx context.Context, key string, now time.Time, limits WriteLimits, within time.Duration) (time.Time, bool, error)
+}
+
+// WriteLimits are the write window's limits.
+type WriteLimits struct {
+	PerMinute, PerHour int
+	Spacing            time.Duration
 }
 
 // Transport is an http.RoundTripper that paces requests to one upstream
@@ -178,6 +192,26 @@ func (e *OpenError) Temporary() bool { return true }
 
 // RetryAfterDuration is how long the caller should wait before retrying.
 func (e *OpenError) RetryAfterDuration() time.Duration { return e.RetryAfter }
+
+// WaitError is returned by RoundTrip, without calling the upstream, when
+// the request would wait longer than Options.SnoozeAfter. It is not a
+// failure: the caller tries again after RetryAfter.
+type WaitError struct {
+	Upstream, Key string
+	What          string // what the request waits for
+	RetryAfter    time.Duration
+}
+
+// Error says what the request waits for and how long.
+func (e *WaitError) Error() string {
+	return fmt.Sprintf("%s (%s): waiting %s for %s", e.Upstream, e.Key, roundUp(e.RetryAfter), e.What)
+}
+
+// Temporary reports true: the wait ends by itself.
+func (e *WaitError) Temporary() bool { return true }
+
+// RetryAfterDuration is how long the caller should wait before retrying.
+func (e *WaitError) RetryAfterDuration() time.Duration { return max(e.RetryAfter, time.Second) }
 
 // roundUp rounds d up to whole seconds, or milliseconds below a second,
 // so messages read "8s" rather than "7.999983s".
@@ -286,9 +320,13 @@ func (t *Transport) sharedSlot(ctx context.Context, key string, req *http.Reques
 		return nil
 	}
 	now := o.Now()
-	at, err := o.Shared.TakeWriteSlot(ctx, key, now, o.WritesPerMinute, o.WritesPerHour, o.WriteSpacing)
+	limits := WriteLimits{PerMinute: o.WritesPerMinute, PerHour: o.WritesPerHour, Spacing: o.WriteSpacing}
+	at, taken, err := o.Shared.TakeWriteSlot(ctx, key, now, limits, o.SnoozeAfter)
 	if err != nil {
 		return fmt.Errorf("%s (%s): shared write window: %w", o.Upstream, key, err)
+	}
+	if !taken {
+		return &WaitError{Upstream: o.Upstream, Key: key, What: "the shared write window", RetryAfter: at.Sub(now)}
 	}
 	if d := at.Sub(now); d > 0 {
 		if err := o.Sleep(ctx, d); err != nil {
@@ -366,6 +404,14 @@ func (t *Transport) admit(ctx context.Context, ks *keyState, req *http.Request, 
 			return nil, err
 		}
 		d := ks.wait(now, write, resource, &t.opts)
+		if long := ks.timedWait(now, write, resource, &t.opts); t.opts.SnoozeAfter > 0 && long > t.opts.SnoozeAfter {
+			if probe {
+				ks.probing = false
+			}
+			delete(ks.waiters, waiter)
+			t.mu.Unlock()
+			return nil, &WaitError{Upstream: t.opts.Upstream, Key: ks.name, What: ks.waitingFor(now, write, &t.opts), RetryAfter: long}
+		}
 		if d <= 0 {
 			tk := ks.begin(now, write, resource, probe, &t.opts)
 			t.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/hookwise/hookwise/internal/pace"
 	"strconv"
 	"strings"
 	"time"
@@ -296,13 +297,15 @@ func (s *Store) ResumeDueTx(ctx context.Context, tx *sql.Tx, limit int) ([]int64
 	return ids, rows.Err()
 }
 
-// TakeWriteSlot reserves, for a write under key, the earliest start at or
-// after now that keeps every write reserved under key within perMinute
-// writes in any minute, perHour in any hour and spacing apart, and returns
-// it (0 means no such limit). On PostgreSQL every instance reserves from
-// the same table, so a fleet's writes keep to the limits together.
-func (s *Store) TakeWriteSlot(ctx context.Context, key string, now time.Time, perMinute, perHour int, spacing time.Duration) (time.Time, error) {
+// TakeWriteSlot finds, for a write under key, the earliest start at or
+// after now that keeps every write reserved under key within the limits,
+// and reserves it unless it is later than now+within (within 0: always).
+// It returns the start and whether it was reserved. On PostgreSQL every
+// instance reserves from the same table, so a fleet's writes keep to the
+// limits together.
+func (s *Store) TakeWriteSlot(ctx context.Context, key string, now time.Time, limits pace.WriteLimits, within time.Duration) (time.Time, bool, error) {
 	var next time.Time
+	taken := false
 	err := s.Tx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hw_write_keys (key) VALUES (?) ON CONFLICT (key) DO NOTHING`), key); err != nil {
 			return err
@@ -311,46 +314,60 @@ func (s *Store) TakeWriteSlot(ctx context.Context, key string, now time.Time, pe
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE hw_write_keys SET n = n + 1 WHERE key = ?`), key); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, s.q(`SELECT at FROM hw_write_slots WHERE key = ? AND at > ? ORDER BY at`),
-			key, now.Add(-time.Hour).UnixMilli())
+		slots, err := s.writeSlotsTx(ctx, tx, key, now)
 		if err != nil {
 			return err
 		}
-		var slots []int64
-		for rows.Next() {
-			var at int64
-			if err := rows.Scan(&at); err != nil {
-				rows.Close()
-				return err
-			}
-			slots = append(slots, at)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		at := now.UnixMilli()
-		n := len(slots)
-		if n > 0 {
-			at = max(at, slots[n-1]+spacing.Milliseconds())
-		}
-		if perMinute > 0 && n >= perMinute {
-			at = max(at, slots[n-perMinute]+time.Minute.Milliseconds()+1)
-		}
-		if perHour > 0 && n >= perHour {
-			at = max(at, slots[n-perHour]+time.Hour.Milliseconds()+1)
+		at := earliestSlot(slots, now.UnixMilli(), limits)
+		next = time.UnixMilli(at)
+		if within > 0 && next.After(now.Add(within)) {
+			return nil
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO hw_write_slots (key, at) VALUES (?, ?)`), key, at); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM hw_write_slots WHERE key = ? AND at <= ?`), key, now.Add(-time.Hour).UnixMilli()); err != nil {
-			return err
-		}
-		next = time.UnixMilli(at)
-		return nil
+		taken = true
+		_, err = tx.ExecContext(ctx, s.q(`DELETE FROM hw_write_slots WHERE key = ? AND at <= ?`), key, now.Add(-time.Hour).UnixMilli())
+		return err
 	})
 	if err != nil {
-		return time.Time{}, fmt.Errorf("reserve a write slot: %w", err)
+		return time.Time{}, false, fmt.Errorf("reserve a write slot: %w", err)
 	}
-	return next, nil
+	return next, taken, nil
+}
+
+// writeSlotsTx lists the starts reserved under key in the hour before now
+// and after it, in order, in milliseconds.
+func (s *Store) writeSlotsTx(ctx context.Context, tx *sql.Tx, key string, now time.Time) ([]int64, error) {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT at FROM hw_write_slots WHERE key = ? AND at > ? ORDER BY at`),
+		key, now.Add(-time.Hour).UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var slots []int64
+	for rows.Next() {
+		var at int64
+		if err := rows.Scan(&at); err != nil {
+			return nil, err
+		}
+		slots = append(slots, at)
+	}
+	return slots, rows.Err()
+}
+
+// earliestSlot is the earliest start at or after now (milliseconds) that
+// the limits allow after the ordered starts in slots.
+func earliestSlot(slots []int64, now int64, limits pace.WriteLimits) int64 {
+	at, n := now, len(slots)
+	if n > 0 {
+		at = max(at, slots[n-1]+limits.Spacing.Milliseconds())
+	}
+	if limits.PerMinute > 0 && n >= limits.PerMinute {
+		at = max(at, slots[n-limits.PerMinute]+time.Minute.Milliseconds()+1)
+	}
+	if limits.PerHour > 0 && n >= limits.PerHour {
+		at = max(at, slots[n-limits.PerHour]+time.Hour.Milliseconds()+1)
+	}
+	return at
 }

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"github.com/hookwise/hookwise/internal/pace"
 	"slices"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ func TestTakeWriteSlotSharedByInstances(t *testing.T) {
 		}
 		const perMinute, takes = 10, 36
 		spacing := 2 * time.Second
+		limits := pace.WriteLimits{PerMinute: perMinute, Spacing: spacing}
 		now := time.Now()
 		var mu sync.Mutex
 		var got []time.Time
@@ -30,7 +32,7 @@ func TestTakeWriteSlotSharedByInstances(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				at, err := handles[i%len(handles)].TakeWriteSlot(context.Background(), "token", now, perMinute, 0, spacing)
+				at, _, err := handles[i%len(handles)].TakeWriteSlot(context.Background(), "token", now, limits, 0)
 				if err != nil {
 					t.Error(err)
 					return
@@ -56,9 +58,21 @@ func TestTakeWriteSlotSharedByInstances(t *testing.T) {
 			}
 		}
 		// An idle key's first write goes at once.
-		at, err := handles[0].TakeWriteSlot(context.Background(), "other", now, perMinute, 0, spacing)
-		if err != nil || !at.Equal(time.UnixMilli(now.UnixMilli())) {
-			t.Errorf("first slot of a new key = %v, %v; want now", at, err)
+		at, taken, err := handles[0].TakeWriteSlot(context.Background(), "other", now, limits, 0)
+		if err != nil || !taken || !at.Equal(time.UnixMilli(now.UnixMilli())) {
+			t.Errorf("first slot of a new key = %v, %v, %v; want now, reserved", at, taken, err)
+		}
+		// A slot further off than within is named, not reserved: asking
+		// again gives the same start.
+		for range 2 {
+			at, taken, err = handles[0].TakeWriteSlot(context.Background(), "token", now, limits, time.Minute)
+			if err != nil || taken || !at.After(now.Add(time.Minute)) {
+				t.Errorf("slot after 36 reserved = %v, %v, %v; want a later start, not reserved", at, taken, err)
+			}
+		}
+		again, _, _ := handles[0].TakeWriteSlot(context.Background(), "token", now, limits, time.Minute)
+		if !again.Equal(at) {
+			t.Errorf("an unreserved slot moved from %v to %v", at, again)
 		}
 	})
 }
