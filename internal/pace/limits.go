@@ -26,6 +26,11 @@ type keyState struct {
 	waiters    map[uint64]context.CancelFunc // ends the sleep of each waiting request
 	lastWaiter uint64
 
+	// The write gate (gate.go): writes granted and not yet started, and
+	// the claims told to wait, by job.
+	promised int
+	claims   map[string]*waiter
+
 	// Breaker.
 	failures  int
 	open      bool // open or half-open

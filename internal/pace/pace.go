@@ -345,6 +345,7 @@ func (t *Transport) key(key string) *keyState {
 			buckets:  make(map[string]*bucket),
 			inflight: make(map[uint64]struct{}),
 			waiters:  make(map[uint64]context.CancelFunc),
+			claims:   make(map[string]*waiter),
 			period:   t.opts.OpenFor,
 		}
 		if t.opts.MaxConcurrent > 0 {
@@ -414,6 +415,9 @@ func (t *Transport) admit(ctx context.Context, ks *keyState, req *http.Request, 
 		}
 		if d <= 0 {
 			tk := ks.begin(now, write, resource, probe, &t.opts)
+			if write {
+				useGrant(ctx, ks)
+			}
 			t.mu.Unlock()
 			return tk, nil
 		}
