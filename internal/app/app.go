@@ -89,6 +89,12 @@ func OpenStore(ctx context.Context, url string) (*store.Store, error) {
 	return st, nil
 }
 
+// snoozeAfter is the longest a job holds its worker waiting for an
+// upstream's allowance; a longer wait snoozes the job. It is also how soon
+// the writes of an answer must be able to start before the model is asked
+// for it: what is paid for is posted within it.
+const snoozeAfter = 30 * time.Second
+
 func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -104,6 +110,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		WritesPerHour:   cfg.GitHub.WritesPerHour,
 		WriteSpacing:    time.Minute / time.Duration(cfg.GitHub.WritesPerMinute),
 		MaxConcurrent:   cfg.GitHub.MaxConcurrency,
+		SnoozeAfter:     snoozeAfter,
 		Registerer:      reg,
 	}
 	if st.Dialect == store.Postgres {
@@ -120,7 +127,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	}
 	model := claude.New(claude.Options{
 		HTTPClient: &http.Client{Timeout: 5 * time.Minute, Transport: pace.NewTransport(instrumented(reg, "anthropic"),
-			pace.Options{Upstream: pace.Anthropic, Registerer: reg})},
+			pace.Options{Upstream: pace.Anthropic, SnoozeAfter: snoozeAfter, Registerer: reg})},
 		APIKey:         cfg.Anthropic.APIKey.Value(),
 		BaseURL:        cfg.Anthropic.BaseURL,
 		MaxConcurrency: cfg.Anthropic.MaxConcurrency,
@@ -130,6 +137,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	pipe := pipeline.New(st, github, model, prompts, cfg, pipeline.NewMetrics(reg), log)
+	pipe.SetWriteGate(ghPace, snoozeAfter)
 	q, err := queue.New(st, queue.Options{
 		Workers:     cfg.Queue.Workers,
 		MaxAttempts: cfg.Queue.MaxAttempts,

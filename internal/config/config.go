@@ -250,6 +250,34 @@ type QueueConfig struct {
 	MaxAge Duration `yaml:"max_age"`
 	// MaxBackoff caps the wait between two attempts.
 	MaxBackoff Duration `yaml:"max_backoff"`
+	// Priorities order the work when it queues up behind GitHub's write
+	// allowance or the workers: 1 is served first, 4 last.
+	Priorities Priorities `yaml:"priorities"`
+	// DrainAlert: when the work waiting for a GitHub credential's write
+	// allowance would take longer than this to drain, an alert goes to
+	// budget.alert_webhook (and the log); 0 turns it off.
+	DrainAlert Duration `yaml:"drain_alert"`
+}
+
+// Priorities rank each kind of work, 1 (first) to 4 (last).
+type Priorities struct {
+	ReviewRequest int `yaml:"review_request"` // a review someone asked hookwise for
+	Review        int `yaml:"review"`         // a pull request opened or pushed
+	WorkflowRun   int `yaml:"workflow_run"`   // a failed run to explain
+	Triage        int `yaml:"triage"`         // an issue to triage
+}
+
+// For returns the priority of a delivery of event.action.
+func (p Priorities) For(event, action string) int {
+	switch {
+	case event == "pull_request" && action == "review_requested":
+		return p.ReviewRequest
+	case event == "pull_request":
+		return p.Review
+	case event == "workflow_run":
+		return p.WorkflowRun
+	}
+	return p.Triage
 }
 
 // SweepConfig configures the recovery of deliveries GitHub failed to make.
@@ -414,6 +442,8 @@ func Default() Config {
 			RescueAfter: Duration(5 * time.Minute),
 			MaxAge:      Duration(24 * time.Hour),
 			MaxBackoff:  Duration(10 * time.Minute),
+			Priorities:  Priorities{ReviewRequest: 1, Review: 2, WorkflowRun: 3, Triage: 4},
+			DrainAlert:  Duration(2 * time.Hour),
 		},
 		Sweep: SweepConfig{
 			Interval: Duration(10 * time.Minute),
@@ -847,6 +877,16 @@ func (c Config) Validate() error {
 	}
 	positive("queue.max_age", c.Queue.MaxAge)
 	positive("queue.max_backoff", c.Queue.MaxBackoff)
+	pr := c.Queue.Priorities
+	for i, p := range []int{pr.ReviewRequest, pr.Review, pr.WorkflowRun, pr.Triage} {
+		if p < 1 || p > 4 {
+			key := []string{"review_request", "review", "workflow_run", "triage"}[i]
+			bad("queue.priorities."+key, "must be 1 (first) to 4 (last), got %d", p)
+		}
+	}
+	if c.Queue.DrainAlert < 0 {
+		bad("queue.drain_alert", "must not be negative (0 turns the alert off), got %s", c.Queue.DrainAlert)
+	}
 	positive("shutdown_timeout", c.ShutdownTimeout)
 	for i, h := range c.Sweep.Hooks {
 		if err := validHook(h); err != nil {

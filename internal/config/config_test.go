@@ -375,6 +375,8 @@ func TestValidate(t *testing.T) {
 		{"quiet_period", func(c *Config) { q := Duration(2 * time.Hour); c.Defaults.QuietPeriod = &q }, "defaults.quiet_period: want from 0s to 1h, got 2h0m0s"},
 		{"ignore_paths", func(c *Config) { c.Defaults.IgnorePaths = []string{"["} }, `defaults.ignore_paths[0]: want a glob like "docs/**" or "release/*", got "["`},
 		{"queue.max_attempts", func(c *Config) { c.Queue.MaxAttempts = 0 }, "queue.max_attempts: must be at least 1, got 0"},
+		{"queue.priorities", func(c *Config) { c.Queue.Priorities.WorkflowRun = 9 }, "queue.priorities.workflow_run: must be 1 (first) to 4 (last), got 9"},
+		{"queue.drain_alert", func(c *Config) { c.Queue.DrainAlert = -1 }, "queue.drain_alert: must not be negative (0 turns the alert off), got -1ns"},
 		{"queue.job_timeout", func(c *Config) { c.Queue.JobTimeout = 0 }, "queue.job_timeout: must be positive, got 0s"},
 		{"queue.rescue_after", func(c *Config) { c.Queue.RescueAfter = c.Queue.JobTimeout },
 			"queue.rescue_after: must be greater than queue.job_timeout (2m0s), got 2m0s"},

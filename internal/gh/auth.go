@@ -71,7 +71,7 @@ func (a *appAuth) client(id int64) *github.Client {
 	in := a.installs[id]
 	if in == nil {
 		in = &installation{}
-		in.client = a.newClient(fmt.Sprintf("installation-%d", id), func(ctx context.Context) (string, error) {
+		in.client = a.newClient(installationKey(id), func(ctx context.Context) (string, error) {
 			return a.installationToken(ctx, id, in)
 		})
 		a.installs[id] = in

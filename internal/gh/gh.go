@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -175,6 +176,17 @@ func (c *Client) client(r Repo) (*github.Client, error) {
 	return c.app.client(r.Installation), nil
 }
 
+// WriteKey names the credential r's writes go out under, as the pacer
+// keys it: GitHub meters writes per token and per App installation.
+func (c *Client) WriteKey(r Repo) string {
+	if c.pat != nil {
+		return "token"
+	}
+	return installationKey(r.Installation)
+}
+
+func installationKey(id int64) string { return fmt.Sprintf("installation-%d", id) }
+
 // ListComments returns the newest comments on issue or pull request
 // number, at most newest of them, oldest first, and how many the thread
 // has. GitHub lists comments oldest first; past one page, the first page's
@@ -309,8 +321,9 @@ func (c *Client) AddLabels(ctx context.Context, r Repo, number int, labels []str
 }
 
 // CloseIssue closes issue number with reason ("completed", "not_planned",
-// "duplicate"; "" leaves GitHub's default, completed).
-func (c *Client) CloseIssue(ctx context.Context, r Repo, number int, reason string) error {
+// "duplicate"; "" leaves GitHub's default, completed) and adds labels to
+// it, in one write.
+func (c *Client) CloseIssue(ctx context.Context, r Repo, number int, reason string, labels []string) error {
 	g, err := c.client(r)
 	if err != nil {
 		return err
@@ -318,6 +331,24 @@ func (c *Client) CloseIssue(ctx context.Context, r Repo, number int, reason stri
 	req := &github.IssueRequest{State: github.Ptr("closed")}
 	if reason != "" {
 		req.StateReason = &reason
+	}
+	if len(labels) > 0 {
+		// An edit replaces the issue's labels: read them first, so that
+		// one write adds the new ones and closes (a read costs no write).
+		is, resp, err := g.Issues.Get(ctx, r.Owner, r.Name, number)
+		if err != nil {
+			return fmt.Errorf("read %s#%d: %w", r, number, toError(err, resp, c.token))
+		}
+		all := make([]string, 0, len(is.Labels)+len(labels))
+		for _, l := range is.Labels {
+			all = append(all, l.GetName())
+		}
+		for _, l := range labels {
+			if !slices.ContainsFunc(all, func(have string) bool { return strings.EqualFold(have, l) }) {
+				all = append(all, l)
+			}
+		}
+		req.Labels = &all
 	}
 	_, resp, err := g.Issues.Edit(ctx, r.Owner, r.Name, number, req)
 	if err != nil {

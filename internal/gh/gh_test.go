@@ -105,11 +105,22 @@ func exercise(t *testing.T, c *Client, g *fake.GitHub, r Repo, author string) {
 		t.Errorf("AddLabels(nil) = %v, want nil", err)
 	}
 
-	if err := c.CloseIssue(ctx, r, 1, "not_planned"); err != nil {
+	if err := c.CloseIssue(ctx, r, 1, "not_planned", nil); err != nil {
 		t.Fatalf("CloseIssue: %v", err)
 	}
 	if s := g.State(name, 1); s != "closed" {
 		t.Errorf("state of #1 = %q, want closed", s)
+	}
+	// Closing with labels keeps the ones the issue has, in one write.
+	_, writes := g.Stats()
+	if err := c.CloseIssue(ctx, r, 1, "not_planned", []string{"invalid", "LABEL-3"}); err != nil {
+		t.Fatalf("CloseIssue with labels: %v", err)
+	}
+	if got := g.Labels(name, 1); fmt.Sprint(got) != "[label-3 label-7 invalid]" {
+		t.Errorf("labels on #1 after closing with labels = %v, want [label-3 label-7 invalid]", got)
+	}
+	if _, after := g.Stats(); after-writes != 1 {
+		t.Errorf("closing with labels took %d writes, want 1", after-writes)
 	}
 
 	var files []fake.PRFile

@@ -154,7 +154,7 @@ func (t *task) prompt(ctx context.Context, p *Pipeline) (system, user string, er
 	// schema: everything the same across a repository's threads comes
 	// first, as one block the API caches.
 	repo := prompt.RepoData{Repo: t.repo.String(), Context: t.settings.Context, Schema: t.kind.schemaText()}
-	if _, ok := t.kind.schema["properties"].(map[string]any)["labels"]; ok {
+	if t.kind.labels() {
 		repo.Labels = true
 		if repo.AllowedLabels, err = t.allowed(ctx, p); err != nil {
 			return "", "", err

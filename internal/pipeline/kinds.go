@@ -90,6 +90,12 @@ func object(props map[string]any) map[string]any {
 
 // renderSchema renders the schema once. Go marshals map keys sorted, so
 // the text is the same in every process, as caching needs.
+// labels reports whether k's answer chooses labels.
+func (k *kind) labels() bool {
+	_, ok := k.schema["properties"].(map[string]any)["labels"]
+	return ok
+}
+
 func (k *kind) renderSchema() {
 	k.schemaOnce.Do(func() {
 		shown, _ := json.MarshalIndent(k.schema, "", "  ")

@@ -21,6 +21,7 @@ import (
 	"github.com/hookwise/hookwise/internal/cost"
 	"github.com/hookwise/hookwise/internal/gh"
 	"github.com/hookwise/hookwise/internal/guard"
+	"github.com/hookwise/hookwise/internal/pace"
 	"github.com/hookwise/hookwise/internal/store"
 	"github.com/tidwall/gjson"
 )
@@ -32,10 +33,11 @@ type GitHub interface {
 	EditComment(ctx context.Context, r gh.Repo, id int64, body string) error
 	RepoLabels(ctx context.Context, r gh.Repo, most int) ([]string, error)
 	AddLabels(ctx context.Context, r gh.Repo, number int, labels []string) error
-	CloseIssue(ctx context.Context, r gh.Repo, number int, reason string) error
+	CloseIssue(ctx context.Context, r gh.Repo, number int, reason string, labels []string) error
 	PullRequestFiles(ctx context.Context, r gh.Repo, number, most int) ([]gh.File, int, error)
 	WorkflowJobs(ctx context.Context, r gh.Repo, runID int64, keep func(gh.Job) bool, most int) ([]gh.Job, int, error)
 	Login(ctx context.Context, r gh.Repo) (string, error)
+	WriteKey(r gh.Repo) string
 }
 
 // Model is what the pipeline needs of Claude: the Messages API, and the
@@ -79,6 +81,10 @@ type Pipeline struct {
 	est      cost.Estimator
 	alerter  Alerter // nil: alerts are recorded and logged only
 	now      func() time.Time
+	// gate promises the writes of an answer before the model is asked;
+	// nil claims nothing (see SetWriteGate).
+	gate  WriteGate
+	ahead time.Duration
 }
 
 // New builds a Pipeline.
@@ -133,7 +139,8 @@ func (e busyError) RetryAfterDuration() time.Duration { return e.wait }
 
 // Process handles one delivery. It is safe to run again after a crash at any
 // point: the model's answer is reused once stored, and comments are found by
-// their marker before anything is posted.
+// their marker before anything is posted. A wait for an upstream's
+// allowance is recorded as the delivery's status before the job snoozes.
 func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) error {
 	d, err := p.store.Delivery(ctx, deliveryID)
 	if err != nil {
@@ -144,6 +151,12 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 		return nil
 	}
 	log := p.log.With("delivery", d.GUID, "event", d.Event, "action", d.Action, "repo", d.Repo)
+	err = p.process(ctx, d, job, log)
+	p.noteWait(ctx, d, err, log)
+	return err
+}
+
+func (p *Pipeline) process(ctx context.Context, d store.Delivery, job string, log *slog.Logger) error {
 
 	t, sk, err := p.plan(ctx, d)
 	if err != nil {
@@ -212,6 +225,12 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 		return p.skip(ctx, d, sk, log)
 	}
 
+	grant, err := p.claimWrites(d, t, job, stored)
+	if err != nil {
+		return err
+	}
+	defer grant.Release()
+	ctx = pace.WithGrant(ctx, grant)
 	a, err := p.analyse(ctx, d, t)
 	var held *budgetHeld
 	if errors.As(err, &held) {
@@ -237,7 +256,7 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 	log.Info("delivery handled", "result", summary, "model", a.Model,
 		"input_tokens", a.InputTokens, "output_tokens", a.OutputTokens)
 	p.m.outcome(d.Event, "done")
-	return p.store.SetDeliveryStatus(ctx, deliveryID, store.StatusDone, summary)
+	return p.store.SetDeliveryStatus(ctx, d.ID, store.StatusDone, summary)
 }
 
 func (p *Pipeline) skip(ctx context.Context, d store.Delivery, sk *skip, log *slog.Logger) error {
@@ -382,6 +401,34 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 	return p.store.Analysis(ctx, d.ID)
 }
 
+// labelAndClose applies the answer's labels to thread number and closes
+// it where closing, in one write, and says what it did.
+func (p *Pipeline) labelAndClose(ctx context.Context, t *task, number int, ans answer, closing bool) ([]string, error) {
+	var labels []string
+	if t.settings.ApplyLabels && len(ans.Labels) > 0 {
+		var err error
+		if labels, err = p.labelsFor(ctx, t, ans.Labels); err != nil {
+			return nil, err
+		}
+	}
+	var did []string
+	if len(labels) > 0 {
+		did = append(did, "labelled "+strings.Join(labels, ", "))
+	}
+	switch {
+	case closing:
+		if err := p.github.CloseIssue(ctx, t.repo, number, "not_planned", labels); err != nil {
+			return nil, fmt.Errorf("close issue: %w", err)
+		}
+		did = append(did, "closed as not planned")
+	case len(labels) > 0:
+		if err := p.github.AddLabels(ctx, t.repo, number, labels); err != nil {
+			return nil, fmt.Errorf("add labels: %w", err)
+		}
+	}
+	return did, nil
+}
+
 // act writes the answer to GitHub and returns a one-line account of it.
 func (p *Pipeline) act(ctx context.Context, d store.Delivery, t *task, a store.Analysis) (string, error) {
 	var ans answer
@@ -413,24 +460,11 @@ func (p *Pipeline) act(ctx context.Context, d store.Delivery, t *task, a store.A
 			}
 			did = append(did, fmt.Sprintf("%s comment %d on #%d", verb, id, number))
 		}
-		if t.settings.ApplyLabels && len(ans.Labels) > 0 {
-			labels, err := p.labelsFor(ctx, t, ans.Labels)
-			if err != nil {
-				return "", err
-			}
-			if len(labels) > 0 {
-				if err := p.github.AddLabels(ctx, t.repo, number, labels); err != nil {
-					return "", fmt.Errorf("add labels: %w", err)
-				}
-				did = append(did, "labelled "+strings.Join(labels, ", "))
-			}
+		more, err := p.labelAndClose(ctx, t, number, ans, closing)
+		if err != nil {
+			return "", err
 		}
-		if closing {
-			if err := p.github.CloseIssue(ctx, t.repo, number, "not_planned"); err != nil {
-				return "", fmt.Errorf("close issue: %w", err)
-			}
-			did = append(did, "closed as not planned")
-		}
+		did = append(did, more...)
 	}
 	if len(did) == 0 {
 		return "analysis stored (comments and labels disabled)", nil

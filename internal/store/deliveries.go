@@ -25,6 +25,10 @@ const (
 	// Batches API (see batches.go); it is queued again once its result is
 	// in.
 	StatusBatched = "batched"
+	// StatusWaiting is a delivery whose job waits, without failing, for
+	// an upstream's allowance (GitHub's write window, a rate limit, an
+	// open circuit); Reason says what for and until when.
+	StatusWaiting = "waiting"
 )
 
 // Delivery is one webhook delivery as GitHub sent it.

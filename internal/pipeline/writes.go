@@ -1,0 +1,73 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hookwise/hookwise/internal/pace"
+	"github.com/hookwise/hookwise/internal/store"
+)
+
+// WriteGate promises a job the GitHub writes its answer will need before
+// the model is paid for it (see pace.Transport.Admit).
+type WriteGate interface {
+	Admit(c pace.Claim, ahead time.Duration) (*pace.Grant, error)
+}
+
+// SetWriteGate makes Process claim the writes an answer needs from g
+// before it asks the model, so that what is paid for is posted within
+// ahead rather than hours later; without a gate nothing is claimed.
+func (p *Pipeline) SetWriteGate(g WriteGate, ahead time.Duration) {
+	p.gate, p.ahead = g, ahead
+}
+
+// claimWrites asks the gate for the writes t's answer will need. A job
+// whose answer is stored already has paid for it and is served first. A
+// job that will not write now (the answer comes from the Message Batches
+// API) claims nothing.
+func (p *Pipeline) claimWrites(d store.Delivery, t *task, job string, stored bool) (*pace.Grant, error) {
+	n := writesNeeded(t)
+	if p.gate == nil || n == 0 || (!stored && t.settings.Batched(d.Event, d.Action)) {
+		return nil, nil
+	}
+	priority := p.cfg.Queue.Priorities.For(d.Event, d.Action)
+	if stored {
+		priority = 0
+	}
+	c := pace.Claim{Key: p.github.WriteKey(t.repo), Repo: t.repo.String(), Job: job, Priority: priority, Writes: n}
+	return p.gate.Admit(c, p.ahead)
+}
+
+// writesNeeded is the most writes an answer to t makes: per thread it
+// answers on, a comment, and one request that labels and (where enabled)
+// closes the issue.
+func writesNeeded(t *task) int {
+	per := 0
+	if t.settings.PostComments {
+		per++
+	}
+	if t.kind.labels() && (t.settings.ApplyLabels || t.settings.AutoCloseInvalid) {
+		per++
+	}
+	return per * len(t.targets)
+}
+
+// noteWait records that d's job waits for an upstream's allowance, so
+// that the API and CLI show it as waiting and until when; the job itself
+// is snoozed by the queue.
+func (p *Pipeline) noteWait(ctx context.Context, d store.Delivery, err error, log *slog.Logger) {
+	var wait *pace.WaitError
+	if !errors.As(err, &wait) || ctx.Err() != nil {
+		return
+	}
+	until := p.now().Add(wait.RetryAfterDuration()).UTC().Format(time.RFC3339)
+	reason := fmt.Sprintf("%s; next try at %s", wait.Error(), until)
+	log.Debug("delivery waits", "reason", reason)
+	p.m.outcome(d.Event, "waiting")
+	if err := p.store.SetDeliveryStatus(ctx, d.ID, store.StatusWaiting, reason); err != nil {
+		log.Warn("record wait", "err", err)
+	}
+}
