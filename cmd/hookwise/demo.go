@@ -150,7 +150,7 @@ func waitSettled(ctx context.Context, st *store.Store, limit time.Duration) (map
 		settled := true
 		for _, d := range ds {
 			byGUID[d.GUID] = d
-			if d.Status == store.StatusQueued {
+			if d.Status == store.StatusQueued || d.Status == store.StatusWaiting {
 				settled = false
 			}
 		}

@@ -70,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", os.Getenv("HOOKWISE_CONFIG"), "YAML configuration file")
 	keep := fs.Bool("keep", false, "demo: leave the server running after the run")
-	status := fs.String("status", "", "deliveries list: only this status (queued, done, skipped, deferred, batched, failed, discarded)")
+	status := fs.String("status", "", "deliveries list: only this status ("+strings.Join(store.Statuses(), ", ")+")")
 	repo := fs.String("repo", "", "deliveries list, costs: only this repository (owner/name)")
 	limit := fs.Int("limit", 50, "deliveries list, dlq list: how many")
 	all := fs.Bool("all", false, "dlq retry: every dead letter")

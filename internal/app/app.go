@@ -48,6 +48,8 @@ type App struct {
 	internal http.Handler
 	// stopWebhook ends the webhook's committers once, from Run or Close.
 	stopWebhook func()
+	// drain alerts on GitHub write backlogs; nil when turned off.
+	drain *drainAlarm
 }
 
 // Open opens and migrates the store and builds every part. Close releases it.
@@ -170,7 +172,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	guardWebhook(&ingest, cfg.Webhook)
 	wh := webhook.New(ingest)
 	opts := web.Options{
-		Store: st, Queue: q, Webhook: wh, Gatherer: reg,
+		Store: st, Queue: q, Webhook: wh, Gatherer: reg, Backlogs: ghPace.Backlogs,
 		AdminToken: cfg.AdminToken.Value(), Logger: log,
 	}
 	handler, internal := web.NewHandler(opts), http.Handler(nil)
@@ -182,7 +184,22 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		internal = web.NewHandler(opts)
 	}
 	return &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, allow: ingest.Allow, github: github,
-		handler: handler, internal: internal, stopWebhook: sync.OnceFunc(wh.Close)}, nil
+		handler: handler, internal: internal, stopWebhook: sync.OnceFunc(wh.Close), drain: newDrainAlarm(cfg, ghPace, log)}, nil
+}
+
+// newDrainAlarm watches the write backlogs of ghPace, or returns nil when
+// queue.drain_alert is 0.
+func newDrainAlarm(cfg config.Config, ghPace *pace.Transport, log *slog.Logger) *drainAlarm {
+	if cfg.Queue.DrainAlert <= 0 {
+		return nil
+	}
+	a := &drainAlarm{threshold: time.Duration(cfg.Queue.DrainAlert), backlogs: ghPace.Backlogs, log: log,
+		now: time.Now, since: map[string]time.Time{}}
+	if cfg.Budget.AlertWebhook != "" {
+		n := &cost.Notifier{URL: cfg.Budget.AlertWebhook.Value(), Format: cfg.Budget.AlertFormat}
+		a.notify = n.Notify
+	}
+	return a
 }
 
 // newGitHub builds the GitHub client from the configuration.
@@ -269,6 +286,9 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	}
 	if a.allow != nil && a.allow.FollowsGitHub() {
 		go a.allow.Follow(ctx, a.github, time.Duration(a.cfg.Webhook.HookRangesRefresh), a.log)
+	}
+	if a.drain != nil {
+		go a.drain.run(ctx)
 	}
 	srv := newServer(a.handler)
 	served := make(chan error, 2)

@@ -176,7 +176,7 @@ func settled(t testing.TB, st *store.Store, n int, limit time.Duration) []store.
 		}
 		queued := 0
 		for _, d := range ds {
-			if d.Status == store.StatusQueued {
+			if d.Status == store.StatusQueued || d.Status == store.StatusWaiting {
 				queued++
 			}
 		}
@@ -184,7 +184,7 @@ func settled(t testing.TB, st *store.Store, n int, limit time.Duration) []store.
 			return ds
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %d deliveries stored, %d still queued; want %d settled", limit, len(ds), queued, n)
+			t.Fatalf("after %v: %d deliveries stored, %d still queued or waiting; want %d settled", limit, len(ds), queued, n)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -72,24 +72,50 @@ type Notifier struct {
 // Send posts a to the webhook. An answer other than 2xx is an error quoting
 // the status and the start of the body.
 func (n *Notifier) Send(ctx context.Context, a Alert) error {
-	var payload any
 	switch n.Format {
 	case FormatSlack, "":
-		payload = struct {
+		return n.post(ctx, struct {
 			Text string `json:"text"`
-		}{a.Text()}
+		}{a.Text()})
 	case FormatJSON:
-		payload = struct {
+		return n.post(ctx, struct {
 			Text      string  `json:"text"`
 			Scope     string  `json:"scope"`
 			Period    string  `json:"period"`
 			Threshold int     `json:"threshold"`
 			SpentUSD  float64 `json:"spent_usd"`
 			LimitUSD  float64 `json:"limit_usd"`
-		}{a.Text(), a.Scope, a.Period, a.Threshold, a.SpentUSD, a.LimitUSD}
-	default:
-		return fmt.Errorf("send alert: format %q: want %s or %s", n.Format, FormatSlack, FormatJSON)
+		}{a.Text(), a.Scope, a.Period, a.Threshold, a.SpentUSD, a.LimitUSD})
 	}
+	return fmt.Errorf("send alert: format %q: want %s or %s", n.Format, FormatSlack, FormatJSON)
+}
+
+// Notice is an operational alert: what is wrong (or right again), as one
+// line for people, and its facts for machines.
+type Notice struct {
+	Kind   string // e.g. "write_backlog"
+	Text   string
+	Fields map[string]any
+}
+
+// Notify posts an operational alert in the configured format: the text
+// alone for Slack, the kind, text and fields as JSON otherwise.
+func (n *Notifier) Notify(ctx context.Context, e Notice) error {
+	switch n.Format {
+	case FormatSlack, "":
+		return n.post(ctx, map[string]any{"text": e.Text})
+	case FormatJSON:
+		payload := map[string]any{}
+		for k, v := range e.Fields {
+			payload[k] = v
+		}
+		payload["kind"], payload["text"] = e.Kind, e.Text
+		return n.post(ctx, payload)
+	}
+	return fmt.Errorf("send alert: format %q: want %s or %s", n.Format, FormatSlack, FormatJSON)
+}
+
+func (n *Notifier) post(ctx context.Context, payload any) error {
 	body, err := json.Marshal(payload)
 	if err != nil {
 		return fmt.Errorf("send alert: %w", err)

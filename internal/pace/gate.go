@@ -10,7 +10,7 @@ import (
 
 // A Claim asks, before a model call is paid for, for the writes its answer
 // will need. Jobs that cannot have them soon wait their turn: by Priority
-// (lower first), then round-robin between repositories, so that one
+// (lower first), then in fair turns between repositories, so that one
 // repository's backlog cannot starve another's.
 type Claim struct {
 	Key      string // the credential the writes go out under (see WithKey)
@@ -18,6 +18,9 @@ type Claim struct {
 	Job      string // who claims; the same across a job's snoozes
 	Priority int    // lower is served first
 	Writes   int    // writes the answer needs
+	// Arrived orders claims that are otherwise equal: the oldest work is
+	// served first. Zero: when the claim is first made.
+	Arrived time.Time
 }
 
 // Grant holds writes promised to a claim. Writes sent with a context that
@@ -30,9 +33,18 @@ type Grant struct {
 
 // waiter is a claim that was told to wait, kept so that the claims behind
 // it know their turn. It is forgotten at expires when it does not return.
+//
+// Turns between repositories are fair queuing: each claim gets a tag when
+// it first waits, its repository's previous tag (or the key's virtual
+// time, whichever is later) plus its writes; claims are served in tag
+// order, and serving a claim moves the virtual time to its tag. A
+// repository with a thousand claims holds tags far ahead; one that starts
+// waiting later gets tags from the current virtual time, so the two
+// alternate, whatever order their jobs come back in.
 type waiter struct {
 	Claim
-	since, expires time.Time
+	tag     int64
+	expires time.Time
 }
 
 type grantContext struct{}
@@ -52,11 +64,7 @@ func (t *Transport) Admit(c Claim, ahead time.Duration) (*Grant, error) {
 	now := t.opts.Now()
 	ks := t.key(c.Key)
 	ks.forgetWaiters(now)
-	w := ks.claims[c.Job]
-	if w == nil {
-		w = &waiter{Claim: c, since: now}
-	}
-	w.Claim = c
+	w := ks.waiter(c, now)
 	line := ks.line(w)
 	needed := ks.promised + c.Writes
 	for _, o := range line {
@@ -65,6 +73,7 @@ func (t *Transport) Admit(c Claim, ahead time.Duration) (*Grant, error) {
 	at := ks.startOf(needed, now, &t.opts)
 	if !at.After(now.Add(ahead)) {
 		delete(ks.claims, c.Job)
+		ks.vtime = max(ks.vtime, w.tag)
 		ks.promised += c.Writes
 		return &Grant{t: t, ks: ks, left: c.Writes}, nil
 	}
@@ -73,6 +82,22 @@ func (t *Transport) Admit(c Claim, ahead time.Duration) (*Grant, error) {
 	ks.claims[c.Job] = w
 	return nil, &WaitError{Upstream: t.opts.Upstream, Key: c.Key, RetryAfter: wait,
 		What: fmt.Sprintf("its turn in the write window (%d claims ahead)", len(line))}
+}
+
+// waiter returns c's place in line: the one it holds, or a new one after
+// its repository's last.
+func (ks *keyState) waiter(c Claim, now time.Time) *waiter {
+	if w := ks.claims[c.Job]; w != nil {
+		c.Arrived = w.Arrived
+		w.Claim = c
+		return w
+	}
+	if c.Arrived.IsZero() {
+		c.Arrived = now
+	}
+	tag := max(ks.vtime, ks.finish[c.Repo]) + int64(c.Writes)
+	ks.finish[c.Repo] = tag
+	return &waiter{Claim: c, tag: tag}
 }
 
 // Release gives back the writes of g that were not sent. It may be called
@@ -97,50 +122,36 @@ func useGrant(ctx context.Context, ks *keyState) {
 	}
 }
 
-// forgetWaiters drops the claims that did not come back in time.
+// forgetWaiters drops the claims that did not come back in time, and the
+// repositories whose turns are all served.
 func (ks *keyState) forgetWaiters(now time.Time) {
 	for job, w := range ks.claims {
 		if now.After(w.expires) {
 			delete(ks.claims, job)
 		}
 	}
+	for repo, tag := range ks.finish {
+		if tag <= ks.vtime {
+			delete(ks.finish, repo)
+		}
+	}
 }
 
-// line returns the claims waiting ahead of w: every claim of a lower
-// priority number, then, among claims of w's priority, those before it in
-// round-robin order (each repository's oldest claim first, then each one's
-// second, and so on; repositories in the order they started waiting).
+// line returns the claims waiting ahead of w: by priority, then tag, then
+// arrival.
 func (ks *keyState) line(w *waiter) []*waiter {
-	byRepo := map[string][]*waiter{}
 	var ahead []*waiter
 	for _, o := range ks.claims {
-		switch {
-		case o.Job == w.Job:
-		case o.Priority < w.Priority:
+		if o.Job != w.Job && before(o, w) {
 			ahead = append(ahead, o)
-		case o.Priority == w.Priority:
-			byRepo[o.Repo] = append(byRepo[o.Repo], o)
 		}
-	}
-	byRepo[w.Repo] = append(byRepo[w.Repo], w)
-	older := func(a, b *waiter) int {
-		return cmp.Or(a.since.Compare(b.since), cmp.Compare(a.Job, b.Job))
-	}
-	repos := make([][]*waiter, 0, len(byRepo))
-	for _, ws := range byRepo {
-		slices.SortFunc(ws, older)
-		repos = append(repos, ws)
-	}
-	slices.SortFunc(repos, func(a, b []*waiter) int { return older(a[0], b[0]) })
-	mine := slices.Index(byRepo[w.Repo], w)
-	for _, ws := range repos {
-		n := min(len(ws), mine)
-		if ws[0].Repo != w.Repo && len(ws) > mine && older(ws[0], byRepo[w.Repo][0]) < 0 {
-			n++ // its claim of this round comes before w's
-		}
-		ahead = append(ahead, ws[:n]...)
 	}
 	return ahead
+}
+
+func before(a, b *waiter) bool {
+	return cmp.Or(cmp.Compare(a.Priority, b.Priority), cmp.Compare(a.tag, b.tag),
+		a.Arrived.Compare(b.Arrived), cmp.Compare(a.Job, b.Job)) < 0
 }
 
 // startOf is when the n-th write from now could start, if every earlier
@@ -166,21 +177,21 @@ type Backlog struct {
 	DrainIn time.Duration // until the last of those writes can start
 }
 
-// Backlogs returns each key's backlog, sorted by key; keys with nothing
-// waiting are left out.
+// Backlogs returns the backlog of each key used so far, sorted by key;
+// none without a write window.
 func (t *Transport) Backlogs() []Backlog {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.opts.Now()
-	var out []Backlog
+	out := []Backlog{}
+	if t.opts.WritesPerMinute <= 0 && t.opts.WritesPerHour <= 0 {
+		return out
+	}
 	for _, ks := range t.keys {
 		ks.forgetWaiters(now)
 		b := Backlog{Key: ks.name, Claims: len(ks.claims), Writes: ks.promised}
 		for _, w := range ks.claims {
 			b.Writes += w.Writes
-		}
-		if b.Writes == 0 {
-			continue
 		}
 		b.DrainIn = ks.startOf(b.Writes, now, &t.opts).Sub(now)
 		out = append(out, b)

@@ -26,10 +26,13 @@ type keyState struct {
 	waiters    map[uint64]context.CancelFunc // ends the sleep of each waiting request
 	lastWaiter uint64
 
-	// The write gate (gate.go): writes granted and not yet started, and
-	// the claims told to wait, by job.
+	// The write gate (gate.go): writes granted and not yet started, the
+	// claims told to wait, by job, and the fair-queuing clock and each
+	// repository's last tag.
 	promised int
 	claims   map[string]*waiter
+	vtime    int64
+	finish   map[string]int64
 
 	// Breaker.
 	failures  int

@@ -13,6 +13,8 @@ type metrics struct {
 	remaining  *prometheus.Desc
 	reset      *prometheus.Desc
 	open       *prometheus.Desc
+	backlog    *prometheus.Desc
+	drain      *prometheus.Desc
 	openedVec  *prometheus.CounterVec
 	waitSecond prometheus.Histogram
 }
@@ -27,6 +29,10 @@ func newMetrics(t *Transport, reg prometheus.Registerer) *metrics {
 			"Seconds until an upstream rate-limit bucket is full again.", []string{"key", "bucket"}, up),
 		open: prometheus.NewDesc("hookwise_circuit_open",
 			"1 while the circuit breaker of an upstream key is open or half-open.", []string{"key"}, up),
+		backlog: prometheus.NewDesc("hookwise_write_backlog",
+			"Writes waiting for a credential's write window: promised to running jobs, and needed by jobs waiting their turn.", []string{"key"}, up),
+		drain: prometheus.NewDesc("hookwise_write_drain_seconds",
+			"Seconds until the write window lets the last write of the backlog start.", []string{"key"}, up),
 		openedVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hookwise_circuit_opened_total", Help: "Times a circuit breaker opened after consecutive failures.",
 			ConstLabels: up,
@@ -46,6 +52,8 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.remaining
 	ch <- m.reset
 	ch <- m.open
+	ch <- m.backlog
+	ch <- m.drain
 }
 
 // Collect implements prometheus.Collector for the gauges.
@@ -65,6 +73,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			open = 1
 		}
 		ch <- prometheus.MustNewConstMetric(m.open, prometheus.GaugeValue, open, s.Key)
+	}
+	for _, b := range m.t.Backlogs() {
+		ch <- prometheus.MustNewConstMetric(m.backlog, prometheus.GaugeValue, float64(b.Writes), b.Key)
+		ch <- prometheus.MustNewConstMetric(m.drain, prometheus.GaugeValue, b.DrainIn.Seconds(), b.Key)
 	}
 }
 

@@ -346,6 +346,7 @@ func (t *Transport) key(key string) *keyState {
 			inflight: make(map[uint64]struct{}),
 			waiters:  make(map[uint64]context.CancelFunc),
 			claims:   make(map[string]*waiter),
+			finish:   make(map[string]int64),
 			period:   t.opts.OpenFor,
 		}
 		if t.opts.MaxConcurrent > 0 {

@@ -225,7 +225,7 @@ func (p *Pipeline) process(ctx context.Context, d store.Delivery, job string, lo
 		return p.skip(ctx, d, sk, log)
 	}
 
-	grant, err := p.claimWrites(d, t, job, stored)
+	grant, err := p.claimWrites(ctx, d, t, job, stored)
 	if err != nil {
 		return err
 	}

@@ -124,7 +124,10 @@ func (h *harness) deliverRaw(t *testing.T, event string, payload []byte) int64 {
 func (h *harness) insert(t *testing.T, d store.Delivery) int64 {
 	t.Helper()
 	h.guids++
-	d.HookID, d.GUID, d.Repo, d.ReceivedAt = "1", fmt.Sprintf("guid-%d", h.guids), repo, time.Now()
+	d.HookID, d.GUID, d.ReceivedAt = "1", fmt.Sprintf("guid-%d", h.guids), time.Now()
+	if d.Repo == "" {
+		d.Repo = repo
+	}
 	var ids []int64
 	err := h.st.Tx(t.Context(), func(tx *sql.Tx) error {
 		var err error

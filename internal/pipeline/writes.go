@@ -28,31 +28,45 @@ func (p *Pipeline) SetWriteGate(g WriteGate, ahead time.Duration) {
 // whose answer is stored already has paid for it and is served first. A
 // job that will not write now (the answer comes from the Message Batches
 // API) claims nothing.
-func (p *Pipeline) claimWrites(d store.Delivery, t *task, job string, stored bool) (*pace.Grant, error) {
-	n := writesNeeded(t)
-	if p.gate == nil || n == 0 || (!stored && t.settings.Batched(d.Event, d.Action)) {
+func (p *Pipeline) claimWrites(ctx context.Context, d store.Delivery, t *task, job string, stored bool) (*pace.Grant, error) {
+	if p.gate == nil || (!stored && t.settings.Batched(d.Event, d.Action)) {
 		return nil, nil
+	}
+	n, err := p.writesNeeded(ctx, t)
+	if err != nil || n == 0 {
+		return nil, err
 	}
 	priority := p.cfg.Queue.Priorities.For(d.Event, d.Action)
 	if stored {
 		priority = 0
 	}
-	c := pace.Claim{Key: p.github.WriteKey(t.repo), Repo: t.repo.String(), Job: job, Priority: priority, Writes: n}
+	c := pace.Claim{Key: p.github.WriteKey(t.repo), Repo: t.repo.String(), Job: job, Priority: priority, Writes: n, Arrived: d.ReceivedAt}
 	return p.gate.Admit(c, p.ahead)
 }
 
 // writesNeeded is the most writes an answer to t makes: per thread it
-// answers on, a comment, and one request that labels and (where enabled)
-// closes the issue.
-func writesNeeded(t *task) int {
+// answers on, a comment, and one request that labels and (where allowed)
+// closes the issue, when there are labels it may apply or it may close.
+func (p *Pipeline) writesNeeded(ctx context.Context, t *task) (int, error) {
 	per := 0
 	if t.settings.PostComments {
 		per++
 	}
-	if t.kind.labels() && (t.settings.ApplyLabels || t.settings.AutoCloseInvalid) {
-		per++
+	if t.kind.labels() {
+		closes := t.settings.AutoCloseInvalid && t.outsider()
+		labels := false
+		if t.settings.ApplyLabels && !closes {
+			allowed, err := t.allowed(ctx, p)
+			if err != nil {
+				return 0, err
+			}
+			labels = len(allowed) > 0
+		}
+		if closes || labels {
+			per++
+		}
 	}
-	return per * len(t.targets)
+	return per * len(t.targets), nil
 }
 
 // noteWait records that d's job waits for an upstream's allowance, so

@@ -31,6 +31,11 @@ const (
 	StatusWaiting = "waiting"
 )
 
+// Statuses lists every delivery status, in the order a delivery meets them.
+func Statuses() []string {
+	return []string{StatusQueued, StatusWaiting, StatusDeferred, StatusBatched, StatusDone, StatusSkipped, StatusFailed, StatusDiscarded}
+}
+
 // Delivery is one webhook delivery as GitHub sent it.
 type Delivery struct {
 	ID             int64

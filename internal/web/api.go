@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hookwise/hookwise/internal/store"
@@ -33,9 +35,29 @@ func (s *server) stats(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, struct {
 		store.Stats
-		Jobs map[string]int64 `json:"jobs"`
-	}{st, jobs})
+		Jobs         map[string]int64 `json:"jobs"`
+		WriteBacklog []backlogJSON    `json:"write_backlog"`
+	}{st, jobs, s.writeBacklog()})
 	return nil
+}
+
+// backlogJSON is what waits for one GitHub credential's write window.
+type backlogJSON struct {
+	Key          string  `json:"key"`
+	Waiting      int     `json:"waiting"`
+	Writes       int     `json:"writes"`
+	DrainSeconds float64 `json:"drain_seconds"`
+}
+
+func (s *server) writeBacklog() []backlogJSON {
+	out := []backlogJSON{}
+	if s.backlogs == nil {
+		return out
+	}
+	for _, b := range s.backlogs() {
+		out = append(out, backlogJSON{Key: b.Key, Waiting: b.Claims, Writes: b.Writes, DrainSeconds: b.DrainIn.Seconds()})
+	}
+	return out
 }
 
 // deliveryJSON is a delivery as the admin API shows it: without its
@@ -143,13 +165,8 @@ func toAnalysisJSON(a store.Analysis) *analysisJSON {
 func deliveryFilter(r *http.Request) (store.DeliveryFilter, error) {
 	q := r.URL.Query()
 	f := store.DeliveryFilter{Status: q.Get("status"), Repo: q.Get("repo"), Limit: defaultLimit}
-	switch f.Status {
-	case "", store.StatusQueued, store.StatusDone, store.StatusSkipped, store.StatusFailed, store.StatusDiscarded,
-		store.StatusBatched, store.StatusDeferred:
-	default:
-		return f, badRequest(fmt.Sprintf("status: want one of %s, %s, %s, %s, %s, %s, %s",
-			store.StatusQueued, store.StatusDone, store.StatusSkipped, store.StatusFailed, store.StatusDiscarded,
-			store.StatusBatched, store.StatusDeferred))
+	if f.Status != "" && !slices.Contains(store.Statuses(), f.Status) {
+		return f, badRequest("status: want one of " + strings.Join(store.Statuses(), ", "))
 	}
 	if v := q.Get("before"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)

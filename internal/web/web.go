@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"github.com/hookwise/hookwise/internal/pace"
 	"log/slog"
 	"net/http"
 	"time"
@@ -61,6 +62,9 @@ type Options struct {
 	Webhook http.Handler
 	// Gatherer is exposed at GET /metrics. Nil mounts nothing there.
 	Gatherer prometheus.Gatherer
+	// Backlogs reports the work waiting for each GitHub credential's
+	// write window, for GET /api/v1/stats; nil reports none.
+	Backlogs func() []pace.Backlog
 	// AdminToken guards /api/v1. While it is empty the admin API answers
 	// only on a listener bound to loopback (see BaseContext), to requests
 	// for a loopback host that came through no proxy.
@@ -79,10 +83,11 @@ const readyTimeout = 2 * time.Second
 const readyFor = time.Second
 
 type server struct {
-	store Store
-	queue Queue
-	log   *slog.Logger
-	ready *shared[struct{}]
+	store    Store
+	queue    Queue
+	backlogs func() []pace.Backlog
+	log      *slog.Logger
+	ready    *shared[struct{}]
 	// tokenSum is the SHA-256 of the admin token, nil when none is set.
 	// Comparing fixed-size digests keeps the comparison constant-time
 	// whatever the length of the presented token.
@@ -111,7 +116,7 @@ func metricsHandler(g prometheus.Gatherer, log *slog.Logger) http.Handler {
 // admin API, /metrics and the webhook paths where opts provides what they
 // need.
 func NewHandler(opts Options) http.Handler {
-	s := &server{store: opts.Store, queue: opts.Queue, log: opts.Logger, crossOrigin: http.NewCrossOriginProtection()}
+	s := &server{store: opts.Store, queue: opts.Queue, backlogs: opts.Backlogs, log: opts.Logger, crossOrigin: http.NewCrossOriginProtection()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -311,7 +311,7 @@ func TestListDeliveriesBadQuery(t *testing.T) {
 		{"?limit=99999999999999999999", limitErr},
 		{"?before=x", "before: want a delivery id, a whole number above 0"},
 		{"?before=0", "before: want a delivery id, a whole number above 0"},
-		{"?status=weird", "status: want one of queued, done, skipped, failed, discarded, batched, deferred"},
+		{"?status=weird", "status: want one of queued, waiting, deferred, batched, done, skipped, failed, discarded"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
