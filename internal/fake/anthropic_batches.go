@@ -273,7 +273,9 @@ func (a *Anthropic) createBatch(w *anthAnswerWriter, r *http.Request) {
 // after_id the page holds the batches just after that one in this order
 // (older), with before_id those just before it (newer); has_more says
 // whether more remain in the direction asked, and first_id and last_id are
-// the cursors for the pages either side.
+// the cursors for the pages either side. A cursor naming no batch is a 400:
+// the API does not document its answer, and a client that gets an error
+// cannot take an incomplete listing for a complete one.
 func (a *Anthropic) listBatches(w *anthAnswerWriter, r *http.Request) {
 	q := r.URL.Query()
 	invalid := func(format string, args ...any) {
