@@ -158,3 +158,64 @@ func waitFor(t *testing.T, h *harness, guid string, limit time.Duration, ok func
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Acceptance (a batch created but not recorded): the answer to the create
+// is lost after the API made the batch. The service never submits the run's
+// request again: it finds the batch in the API's list, waits while it runs,
+// adopts it when it ends, and explains the run once, billed once.
+func TestBatchCreatedButNotRecordedIsAdopted(t *testing.T) {
+	t.Parallel()
+	github := fake.NewGitHub(fake.GitHubOptions{Tokens: []string{apptest.GitHubToken}, RateLimit: 1_000_000})
+	github.AddPullRequest("acme/app", 7, nil)
+	github.AddWorkflowJobs("acme/app", 9001, []fake.WorkflowJob{
+		{Name: "test", Conclusion: "failure", Steps: []fake.WorkflowStep{{Name: "go test ./...", Conclusion: "failure"}}},
+	})
+	model := fake.NewAnthropic(fake.AnthropicOptions{APIKey: apptest.ModelKey, BatchDelay: -1,
+		RequestsPerMinute: 1_000_000, TokensPerMinute: 1 << 40})
+	model.HangUpAfterBatchCreates(1)
+	h := startWith(t, github, model, func(c *config.Config) {
+		c.Defaults.BatchEvents = []string{"workflow_run.completed"}
+		c.Defaults.Context = repoContext
+		c.Anthropic.BatchInterval = config.Duration(100 * time.Millisecond)
+	})
+	client := &http.Client{Timeout: 30 * time.Second}
+	if code, err := fake.Send(client, h.endpoint, secret, fake.Delivery{Event: "workflow_run", GUID: "run-9001", HookID: "42",
+		Payload: fake.WorkflowRunEvent("acme/app", 9001, "CI", "failure", "3f786850e387550fdab836ed7e6dc881de23001b", 7)}); err != nil || code != http.StatusAccepted {
+		t.Fatalf("send = %d, %v", code, err)
+	}
+	run := waitFor(t, h, "run-9001", 30*time.Second, func(d store.Delivery) bool {
+		return d.Status == store.StatusBatched && len(model.Batches()) == 1
+	})
+	it, err := h.app.Store.BatchItemOf(t.Context(), run.ID)
+	if err != nil || it.State != store.BatchSubmitting {
+		t.Fatalf("item after the lost answer = %+v, %v; want submitting", it, err)
+	}
+	// Rounds go on while the batch runs; none submits the request again.
+	time.Sleep(500 * time.Millisecond)
+	if n := len(model.Batches()); n != 1 {
+		t.Fatalf("batches while the unrecorded one runs = %d, want 1", n)
+	}
+
+	model.EndBatches()
+	waitFor(t, h, "run-9001", 30*time.Second, func(d store.Delivery) bool { return d.Status == store.StatusDone })
+	if bs := model.Batches(); len(bs) != 1 || bs[0].Requests != 1 {
+		t.Errorf("batches = %+v, want the one, of one request", bs)
+	}
+	if it, _ := h.app.Store.BatchItemOf(t.Context(), run.ID); it.State != store.BatchDone || it.BatchID != model.Batches()[0].ID {
+		t.Errorf("item = %s in %q, want done in the adopted batch", it.State, it.BatchID)
+	}
+	if cs := github.Comments("acme/app", 7); len(cs) != 1 {
+		t.Errorf("comments on #7 = %d, want 1", len(cs))
+	}
+	rows, err := h.app.Store.UsageOf(t.Context(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	billed := model.BatchUsage()
+	if len(rows) != 1 || rows[0].Outcome != "ok" || billed[rows[0].Model].Calls != 1 || rows[0].Input != billed[rows[0].Model].InputTokens {
+		t.Errorf("ledger = %+v, the API billed %+v; want one settled call, as billed", rows, billed)
+	}
+	if n := model.Calls(); n != 1 {
+		t.Errorf("model calls = %d, want 1", n)
+	}
+}

@@ -68,6 +68,11 @@ type Batch struct {
 // Ended reports whether the batch has ended, so that its results can be read.
 func (b Batch) Ended() bool { return b.Status == BatchEnded }
 
+// Requests returns how many requests the batch holds, whatever their state.
+func (b Batch) Requests() int64 {
+	return b.Processing + b.Succeeded + b.Errored + b.Canceled + b.Expired
+}
+
 // BatchResult is the outcome of one request of an ended batch.
 type BatchResult struct {
 	CustomID string
@@ -80,18 +85,46 @@ type BatchResult struct {
 	Err error
 }
 
+// FitBatch reports how many of reqs, from the first, one batch can hold
+// (MaxBatchRequests and MaxBatchBytes): exactly the requests SubmitBatch
+// sends when given reqs. A caller that records what it is about to submit
+// records that many. Requests the API is certain to reject are refused,
+// as for Complete, and then the error, a *Error, says which.
+func (c *Client) FitBatch(reqs []BatchRequest) (int, error) {
+	params, err := c.batchParams(reqs)
+	if err != nil {
+		return 0, err
+	}
+	return len(params.Requests), nil
+}
+
 // SubmitBatch sends, as one batch, as many of reqs, from the first, as a
-// batch can hold (MaxBatchRequests and MaxBatchBytes), and returns the
-// batch and how many requests it holds. Requests the API is certain to
-// reject are refused, as for Complete, and then none is sent. Every error
-// is a *Error.
+// batch can hold (FitBatch), and returns the batch and how many requests it
+// holds. Requests the API is certain to reject are refused, as for
+// Complete, and then none is sent. Every error is a *Error; one whose
+// NoEffect is false leaves it unknown whether the API created the batch.
 func (c *Client) SubmitBatch(ctx context.Context, reqs []BatchRequest) (Batch, int, error) {
+	params, err := c.batchParams(reqs)
+	if err != nil {
+		return Batch{}, 0, err
+	}
+	var httpResp *http.Response
+	b, err := c.sdk.Messages.Batches.New(pace.WithKey(ctx, batchKey), params, option.WithResponseInto(&httpResp))
+	if err != nil {
+		return Batch{}, 0, c.classify(err, httpResp, false)
+	}
+	return batchOf(b), len(params.Requests), nil
+}
+
+// batchParams builds the body of a batch of as many of reqs, from the
+// first, as a batch can hold.
+func (c *Client) batchParams(reqs []BatchRequest) (anthropic.MessageBatchNewParams, error) {
+	params := anthropic.MessageBatchNewParams{}
 	if len(reqs) == 0 {
-		return Batch{}, 0, &Error{Type: TypeInvalidRequest, Message: "a batch needs at least one request"}
+		return params, &Error{Type: TypeInvalidRequest, Message: "a batch needs at least one request"}
 	}
 	const envelope = len(`{"requests":[]}`)
 	size := envelope
-	params := anthropic.MessageBatchNewParams{}
 	seen := map[string]bool{}
 	for _, r := range reqs {
 		if len(params.Requests) == c.batchLimits.requests {
@@ -101,39 +134,64 @@ func (c *Client) SubmitBatch(ctx context.Context, reqs []BatchRequest) (Batch, i
 			return &Error{Type: TypeInvalidRequest, Message: fmt.Sprintf("batch request %q: %s", r.CustomID, msg)}
 		}
 		if !customIDRE.MatchString(r.CustomID) {
-			return Batch{}, 0, invalid("custom id must be 1 to 64 letters, digits, '-' or '_'")
+			return params, invalid("custom id must be 1 to 64 letters, digits, '-' or '_'")
 		}
 		if seen[r.CustomID] {
-			return Batch{}, 0, invalid("custom id is not unique in the batch")
+			return params, invalid("custom id is not unique in the batch")
 		}
 		seen[r.CustomID] = true
 		p, err := c.params(r.Request)
 		if err != nil {
 			e := err.(*Error)
-			return Batch{}, 0, invalid(e.Message)
+			return params, invalid(e.Message)
 		}
 		br := anthropic.MessageBatchNewParamsRequest{CustomID: r.CustomID, Params: anthropic.MessageBatchNewParamsRequestParams{
 			Model: p.Model, MaxTokens: p.MaxTokens, System: p.System, Messages: p.Messages, OutputConfig: p.OutputConfig,
 		}}
 		b, err := br.MarshalJSON()
 		if err != nil {
-			return Batch{}, 0, invalid("encode: " + err.Error())
+			return params, invalid("encode: " + err.Error())
 		}
 		if size+len(b)+1 > c.batchLimits.bytes {
 			if len(params.Requests) == 0 {
-				return Batch{}, 0, invalid(fmt.Sprintf("%d bytes: larger than a batch may be", len(b)))
+				return params, invalid(fmt.Sprintf("%d bytes: larger than a batch may be", len(b)))
 			}
 			break
 		}
 		size += len(b) + 1 // and a comma
 		params.Requests = append(params.Requests, br)
 	}
-	var httpResp *http.Response
-	b, err := c.sdk.Messages.Batches.New(pace.WithKey(ctx, batchKey), params, option.WithResponseInto(&httpResp))
-	if err != nil {
-		return Batch{}, 0, c.classify(err, httpResp, false)
+	return params, nil
+}
+
+// batchListPage is how many batches one page of the listing asks for: the
+// API's most.
+const batchListPage = 1000
+
+// BatchesSince returns every batch of the API key's workspace created at
+// or after since, newest first, as the API lists them: the complete
+// listing, or an error (a *Error) and none. Batches created by anyone
+// using the workspace are listed, not only hookwise's.
+func (c *Client) BatchesSince(ctx context.Context, since time.Time) ([]Batch, error) {
+	var out []Batch
+	params := anthropic.MessageBatchListParams{Limit: anthropic.Int(int64(c.batchLimits.page))}
+	for {
+		var httpResp *http.Response
+		page, err := c.sdk.Messages.Batches.List(pace.WithKey(ctx, batchKey), params, option.WithResponseInto(&httpResp))
+		if err != nil {
+			return nil, c.classify(err, httpResp, false)
+		}
+		for i := range page.Data {
+			if page.Data[i].CreatedAt.Before(since) {
+				return out, nil // the rest are older still
+			}
+			out = append(out, batchOf(&page.Data[i]))
+		}
+		if !page.HasMore || len(page.Data) == 0 || page.LastID == "" {
+			return out, nil
+		}
+		params.AfterID = anthropic.String(page.LastID)
 	}
-	return batchOf(b), len(params.Requests), nil
 }
 
 // Batch returns the batch's status.

@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hookwise/hookwise/internal/fake"
+	"github.com/hookwise/hookwise/internal/pace"
 )
 
 // waitEnded polls a batch until it has ended.
@@ -256,5 +260,143 @@ func TestSubmitBatchLimits(t *testing.T) {
 	}
 	if bs := f.Batches(); len(bs) != 2 || bs[0].Requests != 3 || bs[1].Requests != 2 {
 		t.Errorf("batches = %+v, want 3 then 2 requests", bs)
+	}
+}
+
+// FitBatch counts exactly the requests SubmitBatch then sends.
+func TestFitBatch(t *testing.T) {
+	t.Parallel()
+	c, f, _ := newTestClient(t, fake.AnthropicOptions{BatchDelay: -1}, Options{})
+	var reqs []BatchRequest
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		reqs = append(reqs, BatchRequest{CustomID: id, Request: testRequest("", strings.Repeat(id, 1000))})
+	}
+	c.batchLimits.bytes = 4000 // two of about 1.5 KB each
+	n, err := c.FitBatch(reqs)
+	if err != nil || n != 2 {
+		t.Fatalf("FitBatch(5) with a limit of 4000 bytes = %d, %v; want 2", n, err)
+	}
+	if _, sent, err := c.SubmitBatch(context.Background(), reqs[:n]); err != nil || sent != n {
+		t.Errorf("SubmitBatch(the %d that fit) = %d, %v; want all sent", n, sent, err)
+	}
+	bad := append([]BatchRequest{reqs[0]}, BatchRequest{CustomID: "bad id", Request: reqs[1].Request})
+	var ce *Error
+	if n, err := c.FitBatch(bad); !errors.As(err, &ce) || ce.Type != TypeInvalidRequest || n != 0 {
+		t.Errorf("FitBatch(a bad custom id) = %d, %v; want an invalid request", n, err)
+	}
+	if got := len(f.Batches()); got != 1 {
+		t.Errorf("batches = %d, want 1: FitBatch sends nothing", got)
+	}
+}
+
+// BatchesSince follows the API's pages, newest first, and stops at the
+// first batch older than asked.
+func TestBatchesSince(t *testing.T) {
+	t.Parallel()
+	clock, advance := func() (func() time.Time, func(time.Duration)) {
+		now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+		var mu sync.Mutex
+		return func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
+			func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
+	}()
+	c, f, _ := newTestClient(t, fake.AnthropicOptions{Now: clock, BatchDelay: -1}, Options{})
+	c.batchLimits.page = 2
+	ctx := context.Background()
+	var made []Batch // oldest first
+	for i := range 5 {
+		b, _, err := c.SubmitBatch(ctx, []BatchRequest{{CustomID: fmt.Sprintf("r%d", i), Request: testRequest("", "prompt")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, b)
+		advance(time.Minute)
+	}
+	ids := func(bs []Batch) []string {
+		var out []string
+		for _, b := range bs {
+			out = append(out, b.ID)
+		}
+		return out
+	}
+	newest := ids(made)
+	slices.Reverse(newest)
+	for _, tt := range []struct {
+		name  string
+		since time.Time
+		want  []string
+	}{
+		{"all", time.Time{}, newest},
+		{"since the third", made[2].CreatedAt, newest[:3]},
+		{"since just after the third", made[2].CreatedAt.Add(time.Millisecond), newest[:2]},
+		{"since now", clock(), nil},
+	} {
+		got, err := c.BatchesSince(ctx, tt.since)
+		if err != nil || !slices.Equal(ids(got), tt.want) {
+			t.Errorf("BatchesSince(%s) = %q, %v; want %q", tt.name, ids(got), err, tt.want)
+		}
+	}
+	got, _ := c.BatchesSince(ctx, time.Time{})
+	if b := got[0]; b.Status != BatchInProgress || b.Requests() != 1 || !b.CreatedAt.Equal(made[4].CreatedAt) {
+		t.Errorf("listed batch = %+v, want in progress with its one request and its creation time", b)
+	}
+	f.EndBatches()
+	got, _ = c.BatchesSince(ctx, time.Time{})
+	if b := got[0]; !b.Ended() || b.Succeeded != 1 || b.Requests() != 1 {
+		t.Errorf("listed batch after EndBatches = %+v, want ended with one success", b)
+	}
+
+	f.FailNext(http.StatusInternalServerError, "", 1, 0)
+	var ce *Error
+	if got, err := c.BatchesSince(ctx, time.Time{}); !errors.As(err, &ce) || ce.Status != 500 || got != nil {
+		t.Errorf("BatchesSince() on a 500 = %d batches, %v; want none and the error: a listing is complete or nothing", len(got), err)
+	}
+}
+
+// NoEffect tells the failures after which the API certainly made no batch
+// from those after which it may have.
+func TestBatchErrorNoEffect(t *testing.T) {
+	t.Parallel()
+	c, f, srv := newTestClient(t, fake.AnthropicOptions{BatchDelay: -1}, Options{})
+	ctx := context.Background()
+	ok := []BatchRequest{{CustomID: "ok", Request: testRequest("", "prompt")}}
+	tests := []struct {
+		name  string
+		setup func()
+		reqs  []BatchRequest
+		want  bool
+	}{
+		{"refused before sending", nil, []BatchRequest{{CustomID: "bad id", Request: ok[0].Request}}, true},
+		{"rate limited", func() { f.FailNext(http.StatusTooManyRequests, "", 1, time.Second) }, ok, true},
+		{"overloaded", func() { f.FailNext(529, "", 1, 0) }, ok, true},
+		{"bad request", func() { f.FailNext(http.StatusBadRequest, "", 1, 0) }, ok, true},
+		{"internal error", func() { f.FailNext(http.StatusInternalServerError, "", 1, 0) }, ok, false},
+		{"unavailable", func() { f.FailNext(http.StatusServiceUnavailable, "", 1, 0) }, ok, false},
+		{"answer lost", func() { f.HangUpAfterBatchCreates(1) }, ok, false},
+	}
+	for _, tt := range tests {
+		if tt.setup != nil {
+			tt.setup()
+		}
+		_, _, err := c.SubmitBatch(ctx, tt.reqs)
+		var ce *Error
+		if !errors.As(err, &ce) || ce.NoEffect() != tt.want {
+			t.Errorf("%s: SubmitBatch() = %v, NoEffect() want %v", tt.name, err, tt.want)
+		}
+	}
+	if n := len(f.Batches()); n != 1 {
+		t.Errorf("batches = %d, want the one whose answer was lost", n)
+	}
+
+	// Nothing listens: the request was never sent.
+	closed := New(Options{APIKey: testKey, BaseURL: srv.URL})
+	srv.Close()
+	_, _, err := closed.SubmitBatch(ctx, ok)
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Type != TypeNetwork || !ce.NoEffect() {
+		t.Errorf("SubmitBatch() to a closed server = %v, want a network error with no effect", err)
+	}
+	open := &Error{Type: TypeNetwork, err: &pace.OpenError{Upstream: "anthropic", Key: batchKey, RetryAfter: time.Second}}
+	if !open.NoEffect() {
+		t.Errorf("NoEffect() of an open circuit = false, want true: nothing was sent")
 	}
 }

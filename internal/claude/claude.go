@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"github.com/hookwise/hookwise/internal/pace"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"strconv"
@@ -66,8 +67,9 @@ type Client struct {
 	mu     sync.Mutex
 	limits RateLimits
 
-	// batchLimits are MaxBatchRequests and MaxBatchBytes, smaller in tests.
-	batchLimits struct{ requests, bytes int }
+	// batchLimits are MaxBatchRequests, MaxBatchBytes and the listing's
+	// page size (batchListPage), smaller in tests.
+	batchLimits struct{ requests, bytes, page int }
 }
 
 // New returns a Client. It reads nothing from the environment: the SDK's
@@ -95,7 +97,7 @@ func New(opts Options) *Client {
 		sem:    make(chan struct{}, n),
 		now:    time.Now,
 	}
-	c.batchLimits.requests, c.batchLimits.bytes = MaxBatchRequests, MaxBatchBytes
+	c.batchLimits.requests, c.batchLimits.bytes, c.batchLimits.page = MaxBatchRequests, MaxBatchBytes, batchListPage
 	return c
 }
 
@@ -340,6 +342,28 @@ func (e *Error) Temporary() bool {
 		return true
 	}
 	return e.Status >= 500
+}
+
+// NoEffect reports whether the API certainly did not act on the request:
+// the client refused it before sending, the connection was never made (or
+// the circuit breaker was open), or the API answered with an error that
+// means it did nothing (any 4xx, or 529 overloaded). After any other
+// failure (another 5xx, a dropped connection, a timeout) the request may
+// have taken effect although no answer says so: a batch may exist.
+func (e *Error) NoEffect() bool {
+	switch {
+	case e.Status >= 400 && e.Status < 500, e.Status == 529:
+		return true
+	case e.Status != 0:
+		return false
+	case e.Type == TypeInvalidRequest:
+		return true
+	case e.Type != TypeNetwork:
+		return false
+	}
+	var open *pace.OpenError
+	var op *net.OpError
+	return errors.As(e.err, &open) || (errors.As(e.err, &op) && op.Op == "dial")
 }
 
 // RetryAfterDuration is how long the job should wait before trying again

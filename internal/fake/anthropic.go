@@ -64,6 +64,7 @@ type Anthropic struct {
 	batchOrder    []string                  // batch ids, oldest first
 	batchUsage    map[string]AnthropicUsage // model → usage of succeeded batch results
 	batchFailures []anthBatchFailure
+	batchHangUps  int // batch creations still to be answered by closing the connection
 }
 
 // AnthropicOptions configures an Anthropic fake.

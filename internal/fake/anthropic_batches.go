@@ -9,6 +9,8 @@ import (
 	"maps"
 	"net/http"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -17,6 +19,7 @@ import (
 // https://platform.claude.com/docs/en/build-with-claude/batch-processing:
 //
 //	POST /v1/messages/batches               {"requests": [{"custom_id", "params"}]} → a message_batch
+//	GET  /v1/messages/batches               ?limit&before_id&after_id → a page of message_batch, newest first
 //	GET  /v1/messages/batches/{id}          → the message_batch, "ended" with a results_url once processed
 //	GET  /v1/messages/batches/{id}/results  → JSONL, one {"custom_id", "result"} line per request
 //
@@ -24,7 +27,8 @@ import (
 // responder, prompt cache and usage totals), in order, when the batch ends,
 // but take no rate-limit capacity: the API meters batches apart. Random
 // faults and FailNext apply to the batch endpoints as to any call; a single
-// request of a batch fails with FailNextBatchRequests.
+// request of a batch fails with FailNextBatchRequests; HangUpAfterBatchCreates
+// creates a batch but loses the answer.
 
 const (
 	anthDefaultBatchDelay = 300 * time.Millisecond
@@ -34,6 +38,9 @@ const (
 	// anthBatchLifetime is how long a batch may take before its unanswered
 	// requests expire.
 	anthBatchLifetime = 24 * time.Hour
+	// The listing's page size: by default, and at most.
+	anthBatchPageDefault = 20
+	anthBatchPageMax     = 1000
 )
 
 var anthCustomIDRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
@@ -131,6 +138,16 @@ func (a *Anthropic) FailNextBatchRequests(result, errType string, n int) {
 	}
 }
 
+// HangUpAfterBatchCreates makes the next n batch creations create their
+// batch, which then runs as any other, but get no answer: the fake closes
+// the connection instead, as when the network drops a response. The client
+// cannot tell whether its batch exists.
+func (a *Anthropic) HangUpAfterBatchCreates(n int) {
+	a.bmu.Lock()
+	defer a.bmu.Unlock()
+	a.batchHangUps += n
+}
+
 // serveBatches serves the Message Batches API; rest is the path after
 // /v1/messages/batches. Its answers carry no rate-limit headers: those of
 // the fake describe the Messages API's buckets, which batches do not use.
@@ -139,11 +156,14 @@ func (a *Anthropic) serveBatches(w *anthAnswerWriter, r *http.Request, rest stri
 		return
 	}
 	if rest == "" {
-		if r.Method != http.MethodPost {
+		switch r.Method {
+		case http.MethodPost:
+			a.createBatch(w, r)
+		case http.MethodGet:
+			a.listBatches(w, r)
+		default:
 			anthWriteError(w, http.StatusMethodNotAllowed, "invalid_request_error", "Method not allowed", 0)
-			return
 		}
-		a.createBatch(w, r)
 		return
 	}
 	id, sub, _ := strings.Cut(rest[1:], "/")
@@ -234,8 +254,89 @@ func (a *Anthropic) createBatch(w *anthAnswerWriter, r *http.Request) {
 	a.batches[b.id] = b
 	a.batchOrder = append(a.batchOrder, b.id)
 	obj := b.object(r)
+	hangUp := a.batchHangUps > 0
+	if hangUp {
+		a.batchHangUps--
+	}
 	a.bmu.Unlock()
+	if hangUp {
+		if conn, _, err := http.NewResponseController(w.ResponseWriter).Hijack(); err == nil {
+			conn.Close()
+			return
+		}
+	}
 	anthWriteJSON(w, http.StatusOK, obj)
+}
+
+// listBatches serves GET /v1/messages/batches: the batches, most recently
+// created first, a page of limit (default 20, at most 1000) at a time. With
+// after_id the page holds the batches just after that one in this order
+// (older), with before_id those just before it (newer); has_more says
+// whether more remain in the direction asked, and first_id and last_id are
+// the cursors for the pages either side. A cursor naming no batch is a 400:
+// the API does not document its answer, and a client that gets an error
+// cannot take an incomplete listing for a complete one.
+func (a *Anthropic) listBatches(w *anthAnswerWriter, r *http.Request) {
+	q := r.URL.Query()
+	invalid := func(format string, args ...any) {
+		anthWriteError(w, http.StatusBadRequest, "invalid_request_error", fmt.Sprintf(format, args...), 0)
+	}
+	limit := anthBatchPageDefault
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > anthBatchPageMax {
+			invalid("limit: Input should be an integer from 1 to %d", anthBatchPageMax)
+			return
+		}
+		limit = n
+	}
+	before, after := q.Get("before_id"), q.Get("after_id")
+	if before != "" && after != "" {
+		invalid("before_id and after_id cannot both be given")
+		return
+	}
+	a.bmu.Lock()
+	defer a.bmu.Unlock()
+	newest := make([]string, len(a.batchOrder))
+	for i, id := range a.batchOrder {
+		newest[len(newest)-1-i] = id
+	}
+	at := func(id string) (int, bool) {
+		i := slices.Index(newest, id)
+		if i < 0 {
+			invalid("message batch %s not found: it cannot be a cursor", id)
+		}
+		return i, i >= 0
+	}
+	from, to, more := 0, min(limit, len(newest)), limit < len(newest)
+	switch {
+	case after != "":
+		i, ok := at(after)
+		if !ok {
+			return
+		}
+		from, to = i+1, min(i+1+limit, len(newest))
+		more = to < len(newest)
+	case before != "":
+		i, ok := at(before)
+		if !ok {
+			return
+		}
+		from, to = max(i-limit, 0), i
+		more = from > 0
+	}
+	now := a.opts.Now()
+	data := make([]map[string]any, 0, to-from)
+	for _, id := range newest[from:to] {
+		b := a.batches[id]
+		a.advance(b, now)
+		data = append(data, b.object(r))
+	}
+	page := map[string]any{"data": data, "has_more": more, "first_id": nil, "last_id": nil}
+	if len(data) > 0 {
+		page["first_id"], page["last_id"] = newest[from], newest[to-1]
+	}
+	anthWriteJSON(w, http.StatusOK, page)
 }
 
 // advance ends b if its time has come by now. a.bmu must be held.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,7 +246,12 @@ func TestAnthropicBatchWire(t *testing.T) {
 		{"long custom id", "POST", "/v1/messages/batches", key, `{"requests":[` + one(strings.Repeat("x", 65)) + `]}`, 400, "invalid_request_error"},
 		{"duplicate custom id", "POST", "/v1/messages/batches", key, `{"requests":[` + one("a") + `,` + one("a") + `]}`, 400, "invalid_request_error"},
 		{"no params", "POST", "/v1/messages/batches", key, `{"requests":[{"custom_id":"a"}]}`, 400, "invalid_request_error"},
-		{"list is not served", "GET", "/v1/messages/batches", key, "", 405, "invalid_request_error"},
+		{"list with limit 0", "GET", "/v1/messages/batches?limit=0", key, "", 400, "invalid_request_error"},
+		{"list with limit 1001", "GET", "/v1/messages/batches?limit=1001", key, "", 400, "invalid_request_error"},
+		{"list with both cursors", "GET", "/v1/messages/batches?before_id=a&after_id=b", key, "", 400, "invalid_request_error"},
+		{"list after an unknown batch", "GET", "/v1/messages/batches?after_id=msgbatch_nope", key, "", 400, "invalid_request_error"},
+		{"list without a key", "GET", "/v1/messages/batches", nil, "", 401, "authentication_error"},
+		{"wrong method on the list", "PUT", "/v1/messages/batches", key, "", 405, "invalid_request_error"},
 		{"unknown batch", "GET", "/v1/messages/batches/msgbatch_nope", key, "", 404, "not_found_error"},
 		{"unknown results", "GET", "/v1/messages/batches/msgbatch_nope/results", key, "", 404, "not_found_error"},
 		{"unknown sub-resource", "POST", "/v1/messages/batches/msgbatch_nope/cancel", key, "", 404, "not_found_error"},
@@ -302,5 +309,124 @@ func TestAnthropicBatchFailNext(t *testing.T) {
 	}
 	if got := f.Answers()[529]; got != 1 {
 		t.Errorf("Answers()[529] = %d, want 1", got)
+	}
+}
+
+// The list of batches, newest first, in pages the SDK follows in either
+// direction; the raw page carries data, has_more, first_id and last_id.
+func TestAnthropicBatchList(t *testing.T) {
+	t.Parallel()
+	clock, advance := anthClock()
+	f, url := anthServer(t, fake.AnthropicOptions{Now: clock, BatchDelay: time.Minute})
+	client := anthSDK(url, anthTestKey)
+	ctx := context.Background()
+	var made []string // oldest first
+	for i := range 5 {
+		b, err := client.Messages.Batches.New(ctx, anthropic.MessageBatchNewParams{Requests: []anthropic.MessageBatchNewParamsRequest{
+			anthBatchRequest(fmt.Sprintf("r%d", i), anthParams("", "prompt")),
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, b.ID)
+		advance(time.Second)
+	}
+	newest := slices.Clone(made)
+	slices.Reverse(newest)
+
+	// Every batch, newest first, two at a time.
+	var got []string
+	pager := client.Messages.Batches.ListAutoPaging(ctx, anthropic.MessageBatchListParams{Limit: anthropic.Int(2)})
+	for pager.Next() {
+		got = append(got, pager.Current().ID)
+	}
+	if err := pager.Err(); err != nil || !slices.Equal(got, newest) {
+		t.Fatalf("ListAutoPaging() = %q, %v; want %q", got, err, newest)
+	}
+
+	// The raw pages.
+	type page struct {
+		Data []struct {
+			ID               string  `json:"id"`
+			Type             string  `json:"type"`
+			ProcessingStatus string  `json:"processing_status"`
+			CreatedAt        string  `json:"created_at"`
+			ResultsURL       *string `json:"results_url"`
+		} `json:"data"`
+		HasMore bool    `json:"has_more"`
+		FirstID *string `json:"first_id"`
+		LastID  *string `json:"last_id"`
+	}
+	list := func(query string) page {
+		t.Helper()
+		resp, body := anthRawRequest(t, "GET", url+"/v1/messages/batches"+query, map[string]string{"x-api-key": anthTestKey}, "")
+		var p page
+		if err := json.Unmarshal(body, &p); resp.StatusCode != 200 || err != nil {
+			t.Fatalf("GET ?%s = %d %s, %v", query, resp.StatusCode, body, err)
+		}
+		return p
+	}
+	ids := func(p page) []string {
+		var out []string
+		for _, b := range p.Data {
+			out = append(out, b.ID)
+		}
+		return out
+	}
+	first := list("?limit=2")
+	if !slices.Equal(ids(first), newest[:2]) || !first.HasMore || *first.FirstID != newest[0] || *first.LastID != newest[1] {
+		t.Errorf("first page = %+v, want %q with more, first and last ids", first, newest[:2])
+	}
+	if b := first.Data[0]; b.Type != "message_batch" || b.ProcessingStatus != "in_progress" || b.ResultsURL != nil || b.CreatedAt == "" {
+		t.Errorf("listed batch = %+v, want a message_batch in progress, created_at set, no results_url", b)
+	}
+	last := list("?limit=2&after_id=" + newest[3])
+	if !slices.Equal(ids(last), newest[4:]) || last.HasMore {
+		t.Errorf("page after %s = %+v, want %q and no more", newest[3], last, newest[4:])
+	}
+	back := list("?limit=2&before_id=" + newest[3])
+	if !slices.Equal(ids(back), newest[1:3]) || !back.HasMore {
+		t.Errorf("page before %s = %+v, want %q with more before", newest[3], back, newest[1:3])
+	}
+	if top := list("?before_id=" + newest[1]); !slices.Equal(ids(top), newest[:1]) || top.HasMore {
+		t.Errorf("page before %s = %+v, want %q and no more", newest[1], top, newest[:1])
+	}
+	empty := list("?after_id=" + newest[4])
+	if len(empty.Data) != 0 || empty.HasMore || empty.FirstID != nil || empty.LastID != nil {
+		t.Errorf("page after the oldest = %+v, want empty, null ids", empty)
+	}
+
+	// A batch that has ended is listed as ended, with its results' address.
+	advance(time.Minute)
+	if p := list("?limit=1"); p.Data[0].ProcessingStatus != "ended" || p.Data[0].ResultsURL == nil {
+		t.Errorf("listed batch after BatchDelay = %+v, want ended with a results_url", p.Data[0])
+	}
+	if n := len(f.Batches()); n != 5 {
+		t.Errorf("Batches() = %d, want 5: listing creates nothing", n)
+	}
+}
+
+// A batch creation whose answer is lost still creates the batch, which runs
+// like any other.
+func TestAnthropicBatchHangUpAfterCreate(t *testing.T) {
+	t.Parallel()
+	f, url := anthServer(t, fake.AnthropicOptions{BatchDelay: -1})
+	client := anthSDK(url, anthTestKey)
+	ctx := context.Background()
+	f.HangUpAfterBatchCreates(1)
+	req := anthropic.MessageBatchNewParams{Requests: []anthropic.MessageBatchNewParamsRequest{anthBatchRequest("lost", anthParams("", "prompt"))}}
+	if _, err := client.Messages.Batches.New(ctx, req); err == nil {
+		t.Fatalf("Batches.New() with the answer lost = nil error, want one")
+	}
+	bs := f.Batches()
+	if len(bs) != 1 || bs[0].Requests != 1 {
+		t.Fatalf("Batches() = %+v, want the one batch created", bs)
+	}
+	f.EndBatches()
+	if r := anthResults(t, client, bs[0].ID)["lost"]; r.Type != "succeeded" {
+		t.Errorf("result of the batch whose answer was lost = %s, want succeeded", r.RawJSON())
+	}
+	if _, err := client.Messages.Batches.New(ctx, req); err != nil {
+		t.Errorf("Batches.New() after the one hang-up = %v, want an answer", err)
 	}
 }

@@ -3,12 +3,14 @@ package pipeline
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/hookwise/hookwise/internal/claude"
 	"github.com/hookwise/hookwise/internal/store"
@@ -25,7 +27,10 @@ import (
 //     ended: an answer settles the ledger at the batch price and is stored
 //     as the delivery's analysis, a failure settles the ledger with its
 //     error; either way the delivery is queued again, in the same
-//     transaction.
+//     transaction. Each submission records its intent before the batch is
+//     created and the batch's id after; a submission a crash left between
+//     the two is resolved from the API's list of batches (resolveIntents),
+//     never by submitting its requests blindly again.
 //  3. The delivery's new job finds the stored answer and acts on it like any
 //     other; after a failure it asks the Messages API instead.
 
@@ -54,9 +59,20 @@ func (r batchRequest) request() claude.Request {
 	return claude.Request{Model: r.Model, System: r.System, Prompt: r.Prompt, Schema: r.Schema, MaxTokens: r.MaxTokens}
 }
 
-// customID names an item's request in its batch. The reservation's id
-// makes each attempt of a delivery distinct.
-func customID(it store.BatchItem) string {
+// customID names a delivery's request in the batch of submission attempt.
+// The attempt is random (crypto/rand, 26 letters and digits), so that
+// results carrying it can only come from that submission: a batch found in
+// the API's listing is recognised by them, and attempts never mix.
+func customID(attempt string, deliveryID int64) string {
+	return "hw-" + attempt + "-" + strconv.FormatInt(deliveryID, 10)
+}
+
+// sentAs returns the custom id item it was submitted under. Items submitted
+// before custom ids were recorded were named by delivery and reservation.
+func sentAs(it store.BatchItem) string {
+	if it.CustomID != "" {
+		return it.CustomID
+	}
 	return "delivery-" + strconv.FormatInt(it.DeliveryID, 10) + "-" + strconv.FormatInt(it.UsageID, 10)
 }
 
@@ -76,7 +92,7 @@ func (p *Pipeline) batchable(ctx context.Context, d store.Delivery, t *task) (bo
 		return false, err
 	}
 	switch it.State {
-	case store.BatchPending, store.BatchSubmitted:
+	case store.BatchPending, store.BatchSubmitting, store.BatchSubmitted:
 		// If the item finished in the meantime, the delivery is queued
 		// again already, and that job acts on it.
 		if _, err := p.store.KeepBatched(ctx, d.ID, batchedReason); err != nil {
@@ -118,15 +134,16 @@ func (p *Pipeline) toBatch(ctx context.Context, d store.Delivery, t *task, req c
 type Enqueue func(ctx context.Context, tx *sql.Tx, deliveryID int64) error
 
 // RunBatches is one round of the Message Batches API, for the leader's
-// periodic job: it submits every pending request, in as few batches as the
-// API's limits allow, then applies the results of every batch that has
-// ended, queueing each delivery again with enqueue. Each step is safe to
-// repeat after a crash: an item stays pending until its batch is recorded
-// (a batch the API created but hookwise did not record is paid for, its
-// results ignored, and its items submitted again: never lost), and a result
-// is applied once, with its ledger row, answer and job in one transaction.
+// periodic job: it settles the submissions a crash left unrecorded, submits
+// every pending request, in as few batches as the API's limits allow, then
+// applies the results of every batch that has ended, queueing each delivery
+// again with enqueue. Each step is safe to repeat after a crash: a
+// submission's intent is recorded before its batch is created, so that a
+// batch the API created but hookwise did not record is found and adopted,
+// never paid for twice; and a result is applied once, with its ledger row,
+// answer and job in one transaction.
 func (p *Pipeline) RunBatches(ctx context.Context, enqueue Enqueue) error {
-	return errors.Join(p.submitBatches(ctx, enqueue), p.collectBatches(ctx, enqueue))
+	return errors.Join(p.resolveIntents(ctx), p.submitBatches(ctx, enqueue), p.collectBatches(ctx, enqueue))
 }
 
 // submitBatches submits the pending items.
@@ -136,6 +153,7 @@ func (p *Pipeline) submitBatches(ctx context.Context, enqueue Enqueue) error {
 		if err != nil || len(items) == 0 {
 			return err
 		}
+		attempt := rand.Text()
 		var reqs []claude.BatchRequest
 		var sent []store.BatchItem
 		for _, it := range items {
@@ -146,36 +164,73 @@ func (p *Pipeline) submitBatches(ctx context.Context, enqueue Enqueue) error {
 				}
 				continue
 			}
-			reqs = append(reqs, claude.BatchRequest{CustomID: customID(it), Request: br.request()})
+			it.CustomID = customID(attempt, it.DeliveryID)
+			reqs = append(reqs, claude.BatchRequest{CustomID: it.CustomID, Request: br.request()})
 			sent = append(sent, it)
 		}
 		if len(reqs) == 0 {
 			continue
 		}
-		b, n, err := p.model.SubmitBatch(ctx, reqs)
-		var temp interface{ Temporary() bool }
-		if errors.As(err, &temp) && !temp.Temporary() {
+		n, err := p.model.FitBatch(reqs)
+		if err != nil {
 			// The API will never take these requests as a batch: the
 			// Messages API answers them, or says what is wrong with them.
-			for _, it := range sent {
-				if err := p.apply(ctx, "", it, claude.BatchResult{Err: err}, enqueue); err != nil {
-					return err
-				}
+			if err := p.failAll(ctx, sent, err, enqueue); err != nil {
+				return err
 			}
 			continue
 		}
-		if err != nil {
-			return fmt.Errorf("submit a batch of %d requests: %w", len(reqs), err)
-		}
-		ids := make([]int64, n)
-		for i, it := range sent[:n] {
-			ids[i] = it.ID
-		}
-		if err := p.store.MarkBatchSubmitted(context.WithoutCancel(ctx), b.ID, ids); err != nil {
+		if err := p.submit(ctx, attempt, sent[:n], reqs[:n], enqueue); err != nil {
 			return err
 		}
-		p.log.Info("batch submitted", "batch", b.ID, "requests", n)
 	}
+}
+
+// submit creates the batch of items as submission attempt: it records the
+// intent first, and the batch's id once the API has created it. When the
+// API's answer is lost, the intent stays for resolveIntents.
+func (p *Pipeline) submit(ctx context.Context, attempt string, items []store.BatchItem, reqs []claude.BatchRequest, enqueue Enqueue) error {
+	items, err := p.store.RecordBatchIntent(ctx, attempt, items)
+	if err != nil {
+		return err
+	}
+	b, n, err := p.model.SubmitBatch(ctx, reqs)
+	var ce *claude.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &ce) && ce.NoEffect() && !ce.Temporary():
+		// The API will never take these requests as a batch.
+		return p.failAll(ctx, items, err, enqueue)
+	case errors.As(err, &ce) && ce.NoEffect():
+		// Refused for now (a rate limit, an overload): no batch exists, and
+		// the requests wait for the next round, under new custom ids.
+		if _, rerr := p.store.ReleaseBatchIntent(context.WithoutCancel(ctx), attempt); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return fmt.Errorf("submit a batch of %d requests: %w", len(reqs), err)
+	default:
+		return fmt.Errorf("submit a batch of %d requests (whether the API created it is found out from its list of batches): %w", len(reqs), err)
+	}
+	if n != len(reqs) {
+		// FitBatch said otherwise: those left out find no result in the
+		// batch, and go to the Messages API.
+		p.log.Warn("batch holds fewer requests than submitted", "batch", b.ID, "requests", n, "submitted", len(reqs))
+	}
+	if _, err := p.store.MarkBatchSubmitted(context.WithoutCancel(ctx), attempt, b.ID); err != nil {
+		return fmt.Errorf("%w (the batch is found in the API's list of batches and adopted)", err)
+	}
+	p.log.Info("batch submitted", "batch", b.ID, "requests", n)
+	return nil
+}
+
+// failAll fails items that no batch holds, with cause.
+func (p *Pipeline) failAll(ctx context.Context, items []store.BatchItem, cause error, enqueue Enqueue) error {
+	for _, it := range items {
+		if err := p.apply(ctx, "", it, claude.BatchResult{Err: cause}, enqueue); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // collectBatches applies the results of the submitted batches that have
@@ -216,7 +271,7 @@ func (p *Pipeline) collect(ctx context.Context, id string, enqueue Enqueue) erro
 	}
 	waiting := make(map[string]store.BatchItem, len(items))
 	for _, it := range items {
-		waiting[customID(it)] = it
+		waiting[sentAs(it)] = it
 	}
 	for r, err := range p.model.BatchResults(ctx, b) {
 		var temp interface{ Temporary() bool }
@@ -306,4 +361,140 @@ func (p *Pipeline) apply(ctx context.Context, batchID string, it store.BatchItem
 	p.m.batchCall(model, res, callErr)
 	p.spend(ctx, d, model, micros)
 	return nil
+}
+
+// A submission whose batch's id was never recorded (the process crashed,
+// the answer to the create was lost, or recording it failed) may or may not
+// have made a batch. Its requests are submitted again only once the API's
+// list of batches shows that none holds them; a batch that does is adopted.
+const (
+	// batchClockSkew allows for hookwise's clock and the API's to differ:
+	// a submission's batch is looked for among those created from this
+	// long before its intent was recorded.
+	batchClockSkew = time.Hour
+	// batchCreateSettle is how long a create request may still take effect
+	// after its intent was recorded: twice the model client's timeout.
+	// Until then, a batch not listed yet may still appear.
+	batchCreateSettle = 10 * time.Minute
+)
+
+// resolveIntents settles the submissions whose batch's id is not recorded.
+// Any batch the API lists that hookwise did not record, created since just
+// before a submission's intent and holding as many requests, may be that
+// submission's: once it has ended, its results tell (their custom ids
+// carry the submission's random attempt), and it is adopted; while it is in
+// progress, the submission waits. A submission that no listed batch can be
+// is released, its requests submitted again.
+func (p *Pipeline) resolveIntents(ctx context.Context) error {
+	intents, err := p.store.BatchIntents(ctx)
+	if err != nil || len(intents) == 0 {
+		return err
+	}
+	listed, err := p.model.BatchesSince(ctx, intents[0].At.Add(-batchClockSkew))
+	if err != nil {
+		return fmt.Errorf("list batches to settle %d unrecorded submissions: %w", len(intents), err)
+	}
+	ids := make([]string, len(listed))
+	for i, b := range listed {
+		ids[i] = b.ID
+	}
+	recorded, err := p.store.RecordedBatches(ctx, ids)
+	if err != nil {
+		return err
+	}
+	var unrecorded []claude.Batch
+	for _, b := range listed {
+		if !recorded[b.ID] {
+			unrecorded = append(unrecorded, b)
+		}
+	}
+	r := &resolver{p: p, unrecorded: unrecorded, customIDs: map[string]map[string]bool{}, adopted: map[string]bool{}}
+	var errs []error
+	for _, in := range intents {
+		if err := r.resolve(ctx, in); err != nil {
+			errs = append(errs, fmt.Errorf("submission %s: %w", in.Attempt, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// resolver settles the unrecorded submissions of one round against one
+// listing of the API's batches.
+type resolver struct {
+	p          *Pipeline
+	unrecorded []claude.Batch             // listed, not recorded by hookwise, newest first
+	customIDs  map[string]map[string]bool // the custom ids of each ended batch read so far
+	adopted    map[string]bool            // batches adopted this round
+}
+
+// resolve adopts the batch of submission in, or waits for the batches that
+// may be its own, or releases it.
+func (r *resolver) resolve(ctx context.Context, in store.BatchIntent) error {
+	log := r.p.log.With("submission", in.Attempt, "requests", len(in.Items))
+	ours := make(map[string]bool, len(in.Items))
+	for _, it := range in.Items {
+		ours[sentAs(it)] = true
+	}
+	inProgress := 0
+	for _, b := range r.unrecorded {
+		if r.adopted[b.ID] || b.CreatedAt.Before(in.At.Add(-batchClockSkew)) || b.Requests() != int64(len(in.Items)) {
+			continue // not this submission's: adopted by another, made before it, or of another size
+		}
+		if !b.Ended() {
+			inProgress++
+			continue
+		}
+		ids, err := r.results(ctx, b)
+		if err != nil {
+			return err // cannot tell: the submission waits
+		}
+		if !holdsAny(ids, ours) {
+			continue
+		}
+		if _, err := r.p.store.MarkBatchSubmitted(context.WithoutCancel(ctx), in.Attempt, b.ID); err != nil {
+			return err
+		}
+		r.adopted[b.ID] = true
+		log.Info("batch adopted: the API created it for this submission, which was not recorded", "batch", b.ID)
+		return nil
+	}
+	if inProgress > 0 {
+		log.Info("unrecorded submission waits: a batch in progress may be its own", "batches_in_progress", inProgress)
+		return nil
+	}
+	if r.p.now().Sub(in.At) < batchCreateSettle {
+		return nil // its create may still take effect
+	}
+	if _, err := r.p.store.ReleaseBatchIntent(ctx, in.Attempt); err != nil {
+		return err
+	}
+	log.Warn("unrecorded submission made no batch: its requests are submitted again")
+	return nil
+}
+
+// results returns the custom ids of ended batch b's results.
+func (r *resolver) results(ctx context.Context, b claude.Batch) (map[string]bool, error) {
+	if ids, ok := r.customIDs[b.ID]; ok {
+		return ids, nil
+	}
+	ids := map[string]bool{}
+	for res, err := range r.p.model.BatchResults(ctx, b) {
+		if err != nil {
+			return nil, fmt.Errorf("read the results of batch %s: %w", b.ID, err)
+		}
+		ids[res.CustomID] = true
+	}
+	r.customIDs[b.ID] = ids
+	return ids, nil
+}
+
+// holdsAny reports whether any of ids is one of ours. The attempt in our
+// custom ids is random: no other submission's results carry it.
+func holdsAny(ids, ours map[string]bool) bool {
+	for id := range ids {
+		if ours[id] {
+			return true
+		}
+	}
+	return false
 }

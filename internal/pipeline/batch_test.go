@@ -3,14 +3,19 @@ package pipeline_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/hookwise/hookwise/internal/claude"
 	"github.com/hookwise/hookwise/internal/config"
 	"github.com/hookwise/hookwise/internal/cost"
 	"github.com/hookwise/hookwise/internal/fake"
@@ -264,49 +269,400 @@ func TestBatchFailureFallsBackToMessagesAPI(t *testing.T) {
 	}
 }
 
-// dropFirstBatch loses the answer to the first batch creation after the
-// API made the batch, as a crash or a timeout would.
-type dropFirstBatch struct {
-	dropped atomic.Bool
-}
-
-func (d *dropFirstBatch) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(r)
-	if err == nil && r.Method == http.MethodPost && r.URL.Path == "/v1/messages/batches" && d.dropped.CompareAndSwap(false, true) {
-		resp.Body.Close()
-		return nil, errors.New("connection reset after the batch was created")
+// failRecording makes recording a batch's id fail, as a full disk or a lost
+// database would, until the returned func is called.
+func failRecording(t *testing.T, h *harness) (restore func()) {
+	t.Helper()
+	_, err := h.st.DB.ExecContext(t.Context(), `CREATE TRIGGER fail_record BEFORE UPDATE OF batch_id ON hw_batch_items
+		WHEN NEW.batch_id <> '' BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END`)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return resp, err
+	return func() {
+		if _, err := h.st.DB.ExecContext(t.Context(), `DROP TRIGGER fail_record`); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
-// A batch the API created but hookwise did not record loses nothing: its
-// requests are submitted again, and answered once.
-func TestBatchSubmittedButNotRecorded(t *testing.T) {
+// A batch the API created but hookwise did not record (the answer to the
+// create was lost, or recording its id failed) is found in the API's list
+// of batches and adopted: its requests are never submitted again, each
+// answered once, and counted once.
+func TestBatchCreatedButNotRecorded(t *testing.T) {
 	t.Parallel()
-	h := newBatchHarness(t, nil, &http.Client{Transport: &dropFirstBatch{}})
+	for _, tt := range []struct {
+		name  string
+		crash func(t *testing.T, h *harness) (recover func())
+	}{
+		{"answer to the create lost", func(t *testing.T, h *harness) func() {
+			h.model.HangUpAfterBatchCreates(1)
+			return func() {}
+		}},
+		{"recording the batch fails", failRecording},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newBatchHarness(t, nil, nil)
+			ctx := t.Context()
+			id := h.process(t, "workflow_run", fake.WorkflowRunEvent(repo, 42, "CI", "failure", headSHA, 5))
+			q := &requeued{}
+			recover := tt.crash(t, h)
+			if err := h.p.RunBatches(ctx, q.enqueue); err == nil {
+				t.Fatalf("RunBatches() with the batch unrecorded = nil, want the error")
+			}
+			recover()
+			age(t, h, 11*time.Minute) // long enough that only the listing holds it back
+			it, _ := h.st.BatchItemOf(ctx, id)
+			if it.State != store.BatchSubmitting || it.BatchID != "" || len(h.model.Batches()) != 1 {
+				t.Fatalf("item = %s in %q with %d batches made; want submitting, unrecorded, after the one batch the API made", it.State, it.BatchID, len(h.model.Batches()))
+			}
+
+			// While the batch runs, hookwise cannot tell it is its own: it
+			// waits, and submits nothing.
+			h.runBatches(t, q)
+			h.runBatches(t, q)
+			if n := len(h.model.Batches()); n != 1 {
+				t.Fatalf("batches while the unrecorded one runs = %d, want 1", n)
+			}
+			h.wantStatus(t, id, store.StatusBatched)
+
+			h.model.EndBatches()
+			h.runBatches(t, q) // adopts it and applies its results
+			h.runBatches(t, q)
+			batches := h.model.Batches()
+			if len(batches) != 1 {
+				t.Fatalf("batches = %d, want 1: the requests are paid for once", len(batches))
+			}
+			if got := q.all(); !slices.Equal(got, []int64{id}) {
+				t.Errorf("requeued = %v, want [%d] once", got, id)
+			}
+			if it, _ := h.st.BatchItemOf(ctx, id); it.State != store.BatchDone || it.BatchID != batches[0].ID {
+				t.Errorf("item = %s in %s, want done in the adopted batch %s", it.State, it.BatchID, batches[0].ID)
+			}
+			if err := h.p.Process(ctx, id, "job-2"); err != nil {
+				t.Fatal(err)
+			}
+			h.wantStatus(t, id, store.StatusDone)
+			if c := h.onlyComment(t, 5); !strings.Contains(c.Body, "Inject the clock.") {
+				t.Errorf("comment = %q, want the adopted batch's answer", c.Body)
+			}
+			if h.model.Calls() != 1 {
+				t.Errorf("model calls = %d, want the one batched request", h.model.Calls())
+			}
+			rows := h.usage(t, id)
+			u := h.model.BatchUsage()[rows[0].Model]
+			if len(rows) != 1 || rows[0].Outcome != "ok" || u.Calls != 1 || rows[0].Input != u.InputTokens || rows[0].Output != u.OutputTokens {
+				t.Errorf("ledger = %+v, the API billed %+v; want one settled call, as billed", rows, u)
+			}
+		})
+	}
+}
+
+// holdBatchCreates fails batch creations without sending them while held:
+// the client cannot tell whether the API made the batch, as after a crash
+// between recording a submission's intent and its create reaching the API.
+type holdBatchCreates struct {
+	held atomic.Bool
+}
+
+func (d *holdBatchCreates) RoundTrip(r *http.Request) (*http.Response, error) {
+	if d.held.Load() && r.Method == http.MethodPost && r.URL.Path == "/v1/messages/batches" {
+		return nil, errors.New("connection reset")
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// unsent leaves delivery id's request in a submission whose create never
+// reached the API, and returns that submission's custom id for it.
+func unsent(t *testing.T, h *harness, hold *holdBatchCreates, q *requeued, id int64) string {
+	t.Helper()
+	hold.held.Store(true)
+	if err := h.p.RunBatches(t.Context(), q.enqueue); err == nil {
+		t.Fatalf("RunBatches() with the create lost = nil, want the error")
+	}
+	hold.held.Store(false)
+	it, err := h.st.BatchItemOf(t.Context(), id)
+	if err != nil || it.State != store.BatchSubmitting || !strings.HasPrefix(it.CustomID, "hw-") {
+		t.Fatalf("item = %+v, %v; want submitting under a custom id", it, err)
+	}
+	return it.CustomID
+}
+
+// age makes every unrecorded submission look recorded d ago.
+func age(t *testing.T, h *harness, d time.Duration) {
+	t.Helper()
+	_, err := h.st.DB.ExecContext(t.Context(), `UPDATE hw_batch_items SET attempted_at = attempted_at - ? WHERE state = ?`,
+		d.Milliseconds(), store.BatchSubmitting)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A submission whose create never reached the API is submitted again once
+// the API's list of batches shows no batch could be its own, and a create
+// sent then has had time to land: once, under new custom ids.
+func TestBatchIntentWithoutBatchIsSubmittedAgain(t *testing.T) {
+	t.Parallel()
+	hold := &holdBatchCreates{}
+	h := newBatchHarness(t, nil, &http.Client{Transport: hold})
+	ctx := t.Context()
 	id := h.process(t, "workflow_run", fake.WorkflowRunEvent(repo, 42, "CI", "failure", headSHA, 5))
 	q := &requeued{}
-	if err := h.p.RunBatches(t.Context(), q.enqueue); err == nil {
-		t.Fatalf("RunBatches() with the answer lost = nil, want the error")
+	first := unsent(t, h, hold, q, id)
+
+	// Just after the crash, a create might still land: it waits.
+	h.runBatches(t, q)
+	if n := len(h.model.Batches()); n != 0 {
+		t.Fatalf("batches right after the lost create = %d, want 0", n)
 	}
-	if it, _ := h.st.BatchItemOf(t.Context(), id); it.State != store.BatchPending || len(h.model.Batches()) != 1 {
-		t.Fatalf("item = %s with %d batches made, want pending after one batch the API made", it.State, len(h.model.Batches()))
+	if it, _ := h.st.BatchItemOf(ctx, id); it.State != store.BatchSubmitting || it.CustomID != first {
+		t.Fatalf("item = %+v, want still submitting as %s", it, first)
+	}
+
+	age(t, h, 11*time.Minute)
+	h.runBatches(t, q) // releases it and submits it again
+	h.runBatches(t, q)
+	batches := h.model.Batches()
+	if len(batches) != 1 || batches[0].Requests != 1 {
+		t.Fatalf("batches = %+v, want one of the request", batches)
+	}
+	it, _ := h.st.BatchItemOf(ctx, id)
+	if it.State != store.BatchSubmitted || it.BatchID != batches[0].ID || it.CustomID == first || !strings.HasPrefix(it.CustomID, "hw-") {
+		t.Fatalf("item = %+v, want submitted in %s under a new custom id", it, batches[0].ID)
+	}
+	h.model.EndBatches()
+	h.runBatches(t, q)
+	if got := q.all(); !slices.Equal(got, []int64{id}) {
+		t.Errorf("requeued = %v, want [%d] once", got, id)
+	}
+	if rows := h.usage(t, id); len(rows) != 1 || rows[0].Outcome != "ok" || h.model.Calls() != 1 {
+		t.Errorf("ledger = %+v with %d model calls, want one settled call", rows, h.model.Calls())
+	}
+}
+
+// A create the API refused for now (overloaded) made no batch: its requests
+// are submitted again next round, without waiting.
+func TestBatchCreateRefusedForNow(t *testing.T) {
+	t.Parallel()
+	h := newBatchHarness(t, nil, nil)
+	id := h.process(t, "workflow_run", fake.WorkflowRunEvent(repo, 42, "CI", "failure", headSHA, 5))
+	q := &requeued{}
+	h.model.FailNext(529, "", 1, 0)
+	if err := h.p.RunBatches(t.Context(), q.enqueue); err == nil {
+		t.Fatalf("RunBatches() with the API overloaded = nil, want the error")
+	}
+	if it, _ := h.st.BatchItemOf(t.Context(), id); it.State != store.BatchPending || it.CustomID != "" {
+		t.Fatalf("item after a 529 = %+v, want pending again", it)
 	}
 	h.runBatches(t, q)
+	if bs := h.model.Batches(); len(bs) != 1 {
+		t.Fatalf("batches = %+v, want one", bs)
+	}
+	if it, _ := h.st.BatchItemOf(t.Context(), id); it.State != store.BatchSubmitted {
+		t.Errorf("item = %s, want submitted", it.State)
+	}
+}
+
+// otherTool is another program using hookwise's API key: its batches are in
+// the API's list too.
+func otherTool(t *testing.T, h *harness) *claude.Client {
+	t.Helper()
+	srv := httptest.NewServer(h.model)
+	t.Cleanup(srv.Close)
+	return claude.New(claude.Options{APIKey: modelKey, BaseURL: srv.URL})
+}
+
+// foreignAnswer is what the model answers another tool's requests with.
+const foreignAnswer = "Someone else's answer."
+
+// respondByPrompt answers requests whose prompt says "other tool" with
+// foreignAnswer, and the rest as hookwise expects.
+func respondByPrompt(req fake.AnthropicRequest) (any, error) {
+	a := workflowAnswer()
+	if strings.Contains(req.Prompt, "other tool") {
+		a["likely_cause"] = foreignAnswer
+	}
+	return a, nil
+}
+
+// Another tool's batches, created after hookwise's unrecorded submission,
+// the same size, with custom ids that look like hookwise's (the format
+// hookwise used before, and the current format with another attempt), are
+// never adopted: the submission waits while they run, then is submitted
+// again, and their answers are never stored.
+func TestBatchOfAnotherToolIsNeverAdopted(t *testing.T) {
+	t.Parallel()
+	hold := &holdBatchCreates{}
+	h := newBatchHarness(t, respondByPrompt, &http.Client{Transport: hold})
+	ctx := t.Context()
+	id := h.process(t, "workflow_run", fake.WorkflowRunEvent(repo, 42, "CI", "failure", headSHA, 5))
+	q := &requeued{}
+	ours := unsent(t, h, hold, q, id)
+	it, _ := h.st.BatchItemOf(ctx, id)
+	other := otherTool(t, h)
+	near := []byte(ours) // one letter of the attempt changed
+	near[len("hw-")] = map[bool]byte{true: 'B', false: 'C'}[near[len("hw-")] != 'B']
+	lookalikes := []string{
+		fmt.Sprintf("delivery-%d-%d", id, it.UsageID),
+		fmt.Sprintf("hw-%s-%d", strings.Repeat("A", 26), id),
+		string(near),
+	}
+	for _, cid := range lookalikes {
+		if _, _, err := other.SubmitBatch(ctx, []claude.BatchRequest{{CustomID: cid, Request: claude.Request{
+			Model: "claude-sonnet-4-5", Prompt: "A request of the other tool.", MaxTokens: 1024,
+			Schema: map[string]any{"type": "object"}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// They run: any could be hookwise's, for all it can tell yet.
+	age(t, h, 11*time.Minute)
+	h.runBatches(t, q)
+	if n := len(h.model.Batches()); n != len(lookalikes) {
+		t.Fatalf("batches while the other tool's run = %d, want only its %d", n, len(lookalikes))
+	}
+	if it, _ := h.st.BatchItemOf(ctx, id); it.State != store.BatchSubmitting {
+		t.Fatalf("item = %s, want still submitting", it.State)
+	}
+
+	// They end, and their results are not hookwise's.
 	h.model.EndBatches()
 	h.runBatches(t, q)
 	batches := h.model.Batches()
-	if len(batches) != 2 {
-		t.Fatalf("batches = %d, want 2", len(batches))
+	if len(batches) != len(lookalikes)+1 {
+		t.Fatalf("batches = %d, want the other tool's %d and hookwise's own", len(batches), len(lookalikes))
+	}
+	it, _ = h.st.BatchItemOf(ctx, id)
+	if mine := batches[len(batches)-1].ID; it.State != store.BatchSubmitted || it.BatchID != mine {
+		t.Fatalf("item = %s in %s, want submitted in its own batch %s", it.State, it.BatchID, mine)
+	}
+	if _, err := h.st.Analysis(ctx, id); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Analysis before hookwise's batch ended = %v, want none", err)
+	}
+	h.model.EndBatches()
+	h.runBatches(t, q)
+	a, err := h.st.Analysis(ctx, id)
+	if err != nil || strings.Contains(a.Result, foreignAnswer) || !strings.Contains(a.Result, "Inject the clock.") {
+		t.Errorf("Analysis = %+v, %v; want hookwise's own answer", a, err)
 	}
 	if got := q.all(); !slices.Equal(got, []int64{id}) {
 		t.Errorf("requeued = %v, want [%d] once", got, id)
 	}
-	if it, _ := h.st.BatchItemOf(t.Context(), id); it.State != store.BatchDone || it.BatchID != batches[1].ID {
-		t.Errorf("item = %s in %s, want done in the recorded batch %s", it.State, it.BatchID, batches[1].ID)
+}
+
+// A batch of another size cannot be a submission's: while it runs, the
+// submission is not held back.
+func TestBatchOfAnotherSizeDoesNotHoldBack(t *testing.T) {
+	t.Parallel()
+	hold := &holdBatchCreates{}
+	h := newBatchHarness(t, nil, &http.Client{Transport: hold})
+	id := h.process(t, "workflow_run", fake.WorkflowRunEvent(repo, 42, "CI", "failure", headSHA, 5))
+	q := &requeued{}
+	unsent(t, h, hold, q, id)
+	req := claude.Request{Model: "claude-sonnet-4-5", Prompt: "A request of the other tool.", MaxTokens: 1024, Schema: map[string]any{"type": "object"}}
+	if _, _, err := otherTool(t, h).SubmitBatch(t.Context(), []claude.BatchRequest{{CustomID: "x1", Request: req}, {CustomID: "x2", Request: req}}); err != nil {
+		t.Fatal(err)
 	}
-	if rows := h.usage(t, id); len(rows) != 1 || rows[0].Outcome != "ok" {
-		t.Errorf("ledger = %+v, want one settled call", rows)
+	age(t, h, 11*time.Minute)
+	h.runBatches(t, q)
+	bs := h.model.Batches()
+	if it, _ := h.st.BatchItemOf(t.Context(), id); len(bs) != 2 || it.State != store.BatchSubmitted || it.BatchID != bs[1].ID {
+		t.Errorf("item = %s in %q with batches %+v; want submitted again in a batch of its own", it.State, it.BatchID, bs)
+	}
+}
+
+// An item submitted before custom ids were recorded is collected under the
+// custom id it was sent with: its delivery and reservation ids.
+func TestBatchSubmittedBeforeCustomIDsWereRecorded(t *testing.T) {
+	t.Parallel()
+	h := newBatchHarness(t, nil, nil)
+	ctx := t.Context()
+	id := h.process(t, "workflow_run", fake.WorkflowRunEvent(repo, 42, "CI", "failure", headSHA, 5))
+	it, _ := h.st.BatchItemOf(ctx, id)
+	var br struct {
+		Model, System, Prompt string
+		Schema                map[string]any
+		MaxTokens             int `json:"max_tokens"`
+	}
+	if err := json.Unmarshal([]byte(it.Request), &br); err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := otherTool(t, h).SubmitBatch(ctx, []claude.BatchRequest{{CustomID: fmt.Sprintf("delivery-%d-%d", id, it.UsageID),
+		Request: claude.Request{Model: br.Model, System: br.System, Prompt: br.Prompt, Schema: br.Schema, MaxTokens: br.MaxTokens}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.DB.ExecContext(ctx, `UPDATE hw_batch_items SET state = ?, batch_id = ? WHERE id = ?`, store.BatchSubmitted, b.ID, it.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.model.EndBatches()
+	q := &requeued{}
+	h.runBatches(t, q)
+	if it, _ := h.st.BatchItemOf(ctx, id); it.State != store.BatchDone {
+		t.Fatalf("item = %s (%s), want done", it.State, it.Error)
+	}
+	if a, err := h.st.Analysis(ctx, id); err != nil || !strings.Contains(a.Result, "Inject the clock.") {
+		t.Errorf("Analysis = %+v, %v; want the batch's answer", a, err)
+	}
+}
+
+// A batch holding a submission's custom ids is adopted, but a result whose
+// custom id names a delivery that is not in the submission (here one
+// received but not yet handled) is ignored: no answer, no ledger row, no
+// job for it.
+func TestBatchResultsForOtherDeliveriesAreIgnored(t *testing.T) {
+	t.Parallel()
+	hold := &holdBatchCreates{}
+	h := newBatchHarness(t, respondByPrompt, &http.Client{Transport: hold})
+	ctx := t.Context()
+	h.github.AddWorkflowJobs(repo, 43, []fake.WorkflowJob{{Name: "lint", Conclusion: "failure"}})
+	a := h.process(t, "workflow_run", fake.WorkflowRunEvent(repo, 42, "CI", "failure", headSHA, 5))
+	b := h.process(t, "workflow_run", fake.WorkflowRunEvent(repo, 43, "CI", "failure", headSHA, 6))
+	q := &requeued{}
+	hold.held.Store(true)
+	if err := h.p.RunBatches(ctx, q.enqueue); err == nil {
+		t.Fatal("RunBatches() with the create lost = nil, want the error")
+	}
+	hold.held.Store(false)
+	stranger := h.deliver(t, "workflow_run", fake.WorkflowRunEvent(repo, 44, "CI", "failure", headSHA, 7))
+	untouched := h.delivery(t, stranger)
+	itA, _ := h.st.BatchItemOf(ctx, a)
+	attempt := strings.TrimSuffix(strings.TrimPrefix(itA.CustomID, "hw-"), fmt.Sprintf("-%d", a))
+
+	// The listing shows a batch, as large as the submission, holding a's
+	// custom id and one in its format for the stranger.
+	other := otherTool(t, h)
+	req := claude.Request{Model: "claude-sonnet-4-5", Prompt: "Asked by the other tool.", MaxTokens: 1024, Schema: map[string]any{"type": "object"}}
+	if _, _, err := other.SubmitBatch(ctx, []claude.BatchRequest{
+		{CustomID: itA.CustomID, Request: req},
+		{CustomID: fmt.Sprintf("hw-%s-%d", attempt, stranger), Request: req},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.model.EndBatches()
+	h.runBatches(t, q)
+
+	if _, err := h.st.Analysis(ctx, stranger); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Analysis of a delivery not in the submission = %v, want none", err)
+	}
+	if rows := h.usage(t, stranger); len(rows) != 0 {
+		t.Errorf("ledger of a delivery not in the submission = %+v, want none", rows)
+	}
+	if d := h.delivery(t, stranger); d.Status != untouched.Status || d.Reason != untouched.Reason {
+		t.Errorf("delivery not in the submission = %s (%s), want untouched: %s (%s)", d.Status, d.Reason, untouched.Status, untouched.Reason)
+	}
+	got := q.all()
+	slices.Sort(got)
+	if !slices.Equal(got, []int64{a, b}) {
+		t.Errorf("requeued = %v, want the submission's %v only", got, []int64{a, b})
+	}
+	// b has no result in that batch: the Messages API answers it.
+	if it, _ := h.st.BatchItemOf(ctx, b); it.State != store.BatchFailed {
+		t.Errorf("item of b = %s, want failed (no result in the adopted batch)", it.State)
+	}
+	if n := len(h.model.Batches()); n != 1 {
+		t.Errorf("batches = %d, want the one adopted", n)
 	}
 }
 

@@ -44,7 +44,9 @@ type GitHub interface {
 // Message Batches API for events a repository marks as not urgent.
 type Model interface {
 	Complete(ctx context.Context, req claude.Request) (claude.Result, error)
+	FitBatch(reqs []claude.BatchRequest) (int, error)
 	SubmitBatch(ctx context.Context, reqs []claude.BatchRequest) (claude.Batch, int, error)
+	BatchesSince(ctx context.Context, since time.Time) ([]claude.Batch, error)
 	Batch(ctx context.Context, id string) (claude.Batch, error)
 	BatchResults(ctx context.Context, b claude.Batch) iter.Seq2[claude.BatchResult, error]
 }

@@ -1,28 +1,33 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
 
 // Requests for the Message Batches API wait in hw_batch_items: added by the
 // job that planned them, submitted and collected by a periodic job. Every
-// step is safe to repeat after a crash: an item stays pending until the id
-// of the batch holding it is recorded (a batch created but not recorded is
-// submitted again, never lost), and an item is finished only from the
-// state it was read in, together with its ledger row, its answer and its
-// delivery's new job, in one transaction.
+// step is safe to repeat after a crash. Before a batch is created, its
+// items record the intent (submitting: an attempt, their custom ids and the
+// time); the batch's id is recorded after. An item left submitting by a
+// crash is never submitted blindly again: its caller finds out from the API
+// whether the batch exists. An item is finished only from the state it was
+// read in, together with its ledger row, its answer and its delivery's new
+// job, in one transaction.
 
 // States of a batch item.
 const (
-	BatchPending   = "pending"   // waiting to be submitted
-	BatchSubmitted = "submitted" // in batch BatchID, waiting for its result
-	BatchDone      = "done"      // answered: the analysis is stored
-	BatchFailed    = "failed"    // not answered: the delivery goes to the Messages API
+	BatchPending    = "pending"    // waiting to be submitted
+	BatchSubmitting = "submitting" // in a submission whose batch's id is not recorded yet
+	BatchSubmitted  = "submitted"  // in batch BatchID, waiting for its result
+	BatchDone       = "done"       // answered: the analysis is stored
+	BatchFailed     = "failed"     // not answered: the delivery goes to the Messages API
 )
 
 // BatchItem is one delivery's request for the Message Batches API.
@@ -34,17 +39,29 @@ type BatchItem struct {
 	BatchID    string // "" until submitted
 	State      string
 	Error      string // why it failed
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// Attempt names the submission the item was last sent in (random, one
+	// per submission), CustomID the id its request was sent under, and
+	// AttemptedAt when that submission's intent was recorded, before the
+	// batch was created. All are empty while pending; CustomID is empty
+	// too for an item submitted before custom ids were recorded.
+	Attempt     string
+	CustomID    string
+	AttemptedAt time.Time
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
-const batchItemColumns = `id, delivery_id, usage_id, request, batch_id, state, error, created_at, updated_at`
+const batchItemColumns = `id, delivery_id, usage_id, request, batch_id, state, error, attempt, custom_id, attempted_at, created_at, updated_at`
 
 func scanBatchItem(row interface{ Scan(...any) error }) (BatchItem, error) {
 	var it BatchItem
-	var created, updated int64
-	if err := row.Scan(&it.ID, &it.DeliveryID, &it.UsageID, &it.Request, &it.BatchID, &it.State, &it.Error, &created, &updated); err != nil {
+	var attempted, created, updated int64
+	if err := row.Scan(&it.ID, &it.DeliveryID, &it.UsageID, &it.Request, &it.BatchID, &it.State, &it.Error,
+		&it.Attempt, &it.CustomID, &attempted, &created, &updated); err != nil {
 		return BatchItem{}, err
+	}
+	if attempted != 0 {
+		it.AttemptedAt = time.UnixMilli(attempted).UTC()
 	}
 	it.CreatedAt, it.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
 	return it, nil
@@ -63,7 +80,8 @@ func (s *Store) AddBatchItem(ctx context.Context, deliveryID, usageID int64, req
 		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO hw_batch_items (delivery_id, usage_id, request, batch_id, state, error, created_at, updated_at)
 			VALUES (?, ?, ?, '', ?, '', ?, ?)
 			ON CONFLICT (delivery_id) DO UPDATE SET usage_id = excluded.usage_id, request = excluded.request, batch_id = '',
-				state = excluded.state, error = '', created_at = excluded.created_at, updated_at = excluded.updated_at
+				state = excluded.state, error = '', attempt = '', custom_id = '', attempted_at = 0,
+				created_at = excluded.created_at, updated_at = excluded.updated_at
 			WHERE hw_batch_items.state = ?`),
 			deliveryID, usageID, request, BatchPending, now, now, BatchDone)
 		if err != nil {
@@ -94,12 +112,12 @@ func (s *Store) BatchItemOf(ctx context.Context, deliveryID int64) (BatchItem, e
 }
 
 // KeepBatched sets a delivery's status back to StatusBatched, with reason,
-// if its item is still waiting (pending or submitted), and reports whether
+// if its item is still waiting (pending, submitting or submitted), and reports whether
 // it did: a job run again while its delivery waits leaves it waiting.
 func (s *Store) KeepBatched(ctx context.Context, deliveryID int64, reason string) (bool, error) {
 	res, err := s.DB.ExecContext(ctx, s.q(`UPDATE hw_deliveries SET status = ?, reason = ?, updated_at = ?
-		WHERE id = ? AND EXISTS (SELECT 1 FROM hw_batch_items WHERE delivery_id = ? AND state IN (?, ?))`),
-		StatusBatched, reason, s.millis(), deliveryID, deliveryID, BatchPending, BatchSubmitted)
+		WHERE id = ? AND EXISTS (SELECT 1 FROM hw_batch_items WHERE delivery_id = ? AND state IN (?, ?, ?))`),
+		StatusBatched, reason, s.millis(), deliveryID, deliveryID, BatchPending, BatchSubmitting, BatchSubmitted)
 	if err != nil {
 		return false, fmt.Errorf("keep delivery %d batched: %w", deliveryID, err)
 	}
@@ -134,33 +152,140 @@ func (s *Store) PendingBatchItems(ctx context.Context, limit, maxBytes int) ([]B
 	return out, rows.Err()
 }
 
-// MarkBatchSubmitted records that the pending items ids were submitted in
-// batch batchID.
-func (s *Store) MarkBatchSubmitted(ctx context.Context, batchID string, ids []int64) error {
+// RecordBatchIntent records, before a batch is created, that the pending
+// items are about to be submitted as attempt, each under its CustomID, and
+// returns them as now stored (submitting, with the time). Either all of
+// them move or, if any is no longer pending, none does and it fails.
+func (s *Store) RecordBatchIntent(ctx context.Context, attempt string, items []BatchItem) ([]BatchItem, error) {
+	out := make([]BatchItem, len(items))
 	err := s.Tx(ctx, func(tx *sql.Tx) error {
 		now := s.millis()
-		// In chunks: SQLite caps the parameters of a statement.
-		for chunk := range chunks(ids, 500) {
-			args := []any{batchID, BatchSubmitted, now, BatchPending}
-			for _, id := range chunk {
-				args = append(args, id)
-			}
-			_, err := tx.ExecContext(ctx, s.q(`UPDATE hw_batch_items SET batch_id = ?, state = ?, updated_at = ?
-				WHERE state = ? AND id IN (`+strings.Repeat("?, ", len(chunk)-1)+`?)`), args...)
+		stmt, err := tx.PrepareContext(ctx, s.q(`UPDATE hw_batch_items SET state = ?, attempt = ?, custom_id = ?,
+			attempted_at = ?, updated_at = ? WHERE id = ? AND state = ?`))
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for i, it := range items {
+			res, err := stmt.ExecContext(ctx, BatchSubmitting, attempt, it.CustomID, now, now, it.ID, BatchPending)
 			if err != nil {
 				return err
 			}
+			if n, err := res.RowsAffected(); err != nil || n == 0 {
+				return cmp.Or(err, fmt.Errorf("item of delivery %d is no longer pending", it.DeliveryID))
+			}
+			it.State, it.Attempt, it.AttemptedAt = BatchSubmitting, attempt, time.UnixMilli(now).UTC()
+			out[i] = it
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("mark %d items submitted in batch %s: %w", len(ids), batchID, err)
+		return nil, fmt.Errorf("record the intent to submit %d items: %w", len(items), err)
 	}
-	return nil
+	return out, nil
 }
 
-func chunks(ids []int64, n int) func(yield func([]int64) bool) {
-	return func(yield func([]int64) bool) {
+// MarkBatchSubmitted records that the items of submission attempt are in
+// batch batchID, and returns how many it moved: none when the submission
+// was recorded before.
+func (s *Store) MarkBatchSubmitted(ctx context.Context, attempt, batchID string) (int64, error) {
+	res, err := s.DB.ExecContext(ctx, s.q(`UPDATE hw_batch_items SET batch_id = ?, state = ?, updated_at = ?
+		WHERE state = ? AND attempt = ?`), batchID, BatchSubmitted, s.millis(), BatchSubmitting, attempt)
+	if err == nil {
+		var n int64
+		if n, err = res.RowsAffected(); err == nil {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("mark submission %s as batch %s: %w", attempt, batchID, err)
+}
+
+// ReleaseBatchIntent returns the items of submission attempt to pending,
+// for a submission its caller knows never made a batch: they are submitted
+// again, under new custom ids. It returns how many it moved.
+func (s *Store) ReleaseBatchIntent(ctx context.Context, attempt string) (int64, error) {
+	res, err := s.DB.ExecContext(ctx, s.q(`UPDATE hw_batch_items SET state = ?, attempt = '', custom_id = '', attempted_at = 0,
+		updated_at = ? WHERE state = ? AND attempt = ?`), BatchPending, s.millis(), BatchSubmitting, attempt)
+	if err == nil {
+		var n int64
+		if n, err = res.RowsAffected(); err == nil {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("release submission %s: %w", attempt, err)
+}
+
+// BatchIntent is a submission whose batch's id is not recorded: its batch
+// may or may not exist.
+type BatchIntent struct {
+	Attempt string
+	At      time.Time   // when the intent was recorded, before the batch was created
+	Items   []BatchItem // submitting, in the order they were sent
+}
+
+// BatchIntents returns the submissions whose batch's id is not recorded,
+// oldest first.
+func (s *Store) BatchIntents(ctx context.Context) ([]BatchIntent, error) {
+	rows, err := s.DB.QueryContext(ctx, s.q(`SELECT `+batchItemColumns+` FROM hw_batch_items WHERE state = ? ORDER BY id`), BatchSubmitting)
+	if err != nil {
+		return nil, fmt.Errorf("batch intents: %w", err)
+	}
+	defer rows.Close()
+	var out []BatchIntent
+	index := map[string]int{}
+	for rows.Next() {
+		it, err := scanBatchItem(rows)
+		if err != nil {
+			return nil, fmt.Errorf("batch intents: %w", err)
+		}
+		i, ok := index[it.Attempt]
+		if !ok {
+			i = len(out)
+			index[it.Attempt] = i
+			out = append(out, BatchIntent{Attempt: it.Attempt, At: it.AttemptedAt})
+		}
+		out[i].Items = append(out[i].Items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("batch intents: %w", err)
+	}
+	slices.SortStableFunc(out, func(a, b BatchIntent) int { return a.At.Compare(b.At) })
+	return out, nil
+}
+
+// RecordedBatches returns which of the batch ids hold items: the batches
+// hookwise recorded (while their items are kept).
+func (s *Store) RecordedBatches(ctx context.Context, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	for chunk := range chunks(ids, 500) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rows, err := s.DB.QueryContext(ctx, s.q(`SELECT DISTINCT batch_id FROM hw_batch_items
+			WHERE batch_id <> '' AND batch_id IN (`+strings.Repeat("?, ", len(chunk)-1)+`?)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("recorded batches: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("recorded batches: %w", err)
+			}
+			out[id] = true
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("recorded batches: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func chunks[T any](ids []T, n int) func(yield func([]T) bool) {
+	return func(yield func([]T) bool) {
 		for len(ids) > 0 {
 			k := min(n, len(ids))
 			if !yield(ids[:k]) {

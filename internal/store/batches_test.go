@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -32,6 +33,29 @@ func batchFixture(t *testing.T, st *store.Store, n int) (deliveries, usage []int
 		usage = append(usage, u)
 	}
 	return deliveries, usage
+}
+
+// intend records the intent to submit items as attempt, each under a custom
+// id naming the attempt and its delivery.
+func intend(t *testing.T, st *store.Store, attempt string, items ...store.BatchItem) []store.BatchItem {
+	t.Helper()
+	for i := range items {
+		items[i].CustomID = fmt.Sprintf("hw-%s-%d", attempt, items[i].DeliveryID)
+	}
+	got, err := st.RecordBatchIntent(context.Background(), attempt, items)
+	if err != nil {
+		t.Fatalf("RecordBatchIntent(%s) = %v", attempt, err)
+	}
+	return got
+}
+
+// submitted records submission attempt as batch batchID, and checks how
+// many items it moved.
+func submitted(t *testing.T, st *store.Store, attempt, batchID string, want int) {
+	t.Helper()
+	if n, err := st.MarkBatchSubmitted(context.Background(), attempt, batchID); err != nil || n != int64(want) {
+		t.Fatalf("MarkBatchSubmitted(%s, %s) = %d, %v; want %d", attempt, batchID, n, err, want)
+	}
 }
 
 func itemStates(t *testing.T, st *store.Store, ids []int64) []string {
@@ -80,16 +104,12 @@ func TestBatchItemLifecycle(t *testing.T) {
 			}
 		}
 		pending, _ := st.PendingBatchItems(ctx, 10, 1<<20)
-		if err := st.MarkBatchSubmitted(ctx, "msgbatch_1", []int64{pending[0].ID, pending[1].ID}); err != nil {
-			t.Fatal(err)
-		}
-		if err := st.MarkBatchSubmitted(ctx, "msgbatch_2", []int64{pending[2].ID}); err != nil {
-			t.Fatal(err)
-		}
-		// Submitting again (a repeated step) does not move a submitted item.
-		if err := st.MarkBatchSubmitted(ctx, "msgbatch_3", []int64{pending[0].ID}); err != nil {
-			t.Fatal(err)
-		}
+		intend(t, st, "attempt1", pending[:2]...)
+		intend(t, st, "attempt2", pending[2])
+		submitted(t, st, "attempt1", "msgbatch_1", 2)
+		submitted(t, st, "attempt2", "msgbatch_2", 1)
+		// Recording again (a repeated step) does not move a submitted item.
+		submitted(t, st, "attempt1", "msgbatch_3", 0)
 		if got := itemStates(t, st, ds); !slices.Equal(got, []string{"submitted msgbatch_1", "submitted msgbatch_1", "submitted msgbatch_2"}) {
 			t.Errorf("states after submitting = %q", got)
 		}
@@ -189,7 +209,7 @@ func TestBatchItemLifecycle(t *testing.T) {
 	})
 }
 
-func TestMarkBatchSubmittedManyItems(t *testing.T) {
+func TestBatchSubmissionOfManyItems(t *testing.T) {
 	t.Parallel()
 	forEachStore(t, func(t *testing.T, st *store.Store) {
 		ctx := context.Background()
@@ -207,16 +227,103 @@ func TestMarkBatchSubmittedManyItems(t *testing.T) {
 		if err != nil || len(items) != n {
 			t.Fatalf("PendingBatchItems() = %d, %v; want %d", len(items), err, n)
 		}
-		ids := make([]int64, len(items))
-		for i, it := range items {
-			ids[i] = it.ID
-		}
-		if err := st.MarkBatchSubmitted(ctx, "msgbatch_big", ids); err != nil {
-			t.Fatal(err)
-		}
+		intend(t, st, "big", items...)
+		submitted(t, st, "big", "msgbatch_big", n)
 		got, err := st.SubmittedItems(ctx, "msgbatch_big")
 		if err != nil || len(got) != n {
 			t.Errorf("SubmittedItems() = %d, %v; want %d", len(got), err, n)
+		}
+	})
+}
+
+// A submission's intent is recorded before its batch is created: its items
+// wait as submitting, with their custom ids and the time, until the batch's
+// id is recorded or the submission is released.
+func TestBatchIntents(t *testing.T) {
+	t.Parallel()
+	forEachStore(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		ds, us := batchFixture(t, st, 4)
+		for i, id := range ds {
+			if _, err := st.AddBatchItem(ctx, id, us[i], `{}`, "waiting"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pending, _ := st.PendingBatchItems(ctx, 10, 1<<20)
+		before := time.Now().Add(-time.Second)
+		a := intend(t, st, "A", pending[0], pending[1])
+		if a[0].State != store.BatchSubmitting || a[0].Attempt != "A" || a[0].CustomID != fmt.Sprintf("hw-A-%d", ds[0]) || a[0].AttemptedAt.Before(before) {
+			t.Errorf("RecordBatchIntent() item = %+v, want submitting in A under its custom id, now", a[0])
+		}
+		intend(t, st, "B", pending[2])
+
+		// All or nothing: an item no longer pending moves none.
+		if _, err := st.RecordBatchIntent(ctx, "C", []store.BatchItem{pending[3], pending[0]}); err == nil {
+			t.Errorf("RecordBatchIntent() with an item already submitting = nil, want an error")
+		}
+		if it, _ := st.BatchItemOf(ctx, ds[3]); it.State != store.BatchPending || it.Attempt != "" {
+			t.Errorf("item after a refused intent = %+v, want still pending", it)
+		}
+
+		intents, err := st.BatchIntents(ctx)
+		if err != nil || len(intents) != 2 || intents[0].Attempt != "A" || len(intents[0].Items) != 2 || intents[1].Attempt != "B" {
+			t.Fatalf("BatchIntents() = %+v, %v; want A with 2 items, then B", intents, err)
+		}
+		if got := intents[0].Items[1]; got.CustomID != fmt.Sprintf("hw-A-%d", ds[1]) || !got.AttemptedAt.Equal(intents[0].At) {
+			t.Errorf("intent A's second item = %+v, want its custom id and the intent's time", got)
+		}
+		if got, _ := st.PendingBatchItems(ctx, 10, 1<<20); len(got) != 1 || got[0].DeliveryID != ds[3] {
+			t.Errorf("PendingBatchItems() = %+v, want only the item in no intent", got)
+		}
+		if ok, _ := st.KeepBatched(ctx, ds[0], "still waiting"); !ok {
+			t.Errorf("KeepBatched(submitting) = false, want true")
+		}
+
+		// A is recorded; B never made a batch and is released.
+		submitted(t, st, "A", "msgbatch_A", 2)
+		if n, err := st.ReleaseBatchIntent(ctx, "B"); err != nil || n != 1 {
+			t.Fatalf("ReleaseBatchIntent(B) = %d, %v; want 1", n, err)
+		}
+		if n, _ := st.ReleaseBatchIntent(ctx, "A"); n != 0 {
+			t.Errorf("ReleaseBatchIntent(A) after its batch was recorded = %d, want 0", n)
+		}
+		if it, _ := st.BatchItemOf(ctx, ds[2]); it.State != store.BatchPending || it.Attempt != "" || it.CustomID != "" || !it.AttemptedAt.IsZero() {
+			t.Errorf("released item = %+v, want pending, without attempt", it)
+		}
+		if intents, _ := st.BatchIntents(ctx); len(intents) != 0 {
+			t.Errorf("BatchIntents() after settling = %+v, want none", intents)
+		}
+		if it, _ := st.BatchItemOf(ctx, ds[1]); it.State != store.BatchSubmitted || it.BatchID != "msgbatch_A" || it.CustomID != fmt.Sprintf("hw-A-%d", ds[1]) {
+			t.Errorf("recorded item = %+v, want submitted in msgbatch_A, its custom id kept", it)
+		}
+
+		recorded, err := st.RecordedBatches(ctx, []string{"msgbatch_A", "msgbatch_other", ""})
+		if err != nil || !recorded["msgbatch_A"] || recorded["msgbatch_other"] || len(recorded) != 1 {
+			t.Errorf("RecordedBatches() = %v, %v; want msgbatch_A only", recorded, err)
+		}
+
+		// An intent the API refused for good fails its items from where they are.
+		c := intend(t, st, "C", pending[3])
+		o := store.BatchOutcome{Item: c[0], Error: "claude: 400 invalid_request_error", Reason: "to the Messages API",
+			Settlement: store.Settlement{Outcome: "invalid_request_error"}}
+		if done, err := st.FinishBatchItem(ctx, o, func(*sql.Tx) error { return nil }); err != nil || !done {
+			t.Fatalf("FinishBatchItem(submitting) = %v, %v; want done", done, err)
+		}
+
+		// A done item batched afresh by a replay starts without an attempt.
+		items, _ := st.SubmittedItems(ctx, "msgbatch_A")
+		ok := store.BatchOutcome{Item: items[0], Analysis: &store.Analysis{DeliveryID: ds[0], Result: `{}`}, Reason: "answered"}
+		if _, err := st.FinishBatchItem(ctx, ok, func(*sql.Tx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Tx(ctx, func(tx *sql.Tx) error { return st.ForgetAnalysisTx(ctx, tx, ds[0]) }); err != nil {
+			t.Fatal(err)
+		}
+		if added, err := st.AddBatchItem(ctx, ds[0], 88, `{}`, "again"); err != nil || !added {
+			t.Fatalf("AddBatchItem(done) = %v, %v", added, err)
+		}
+		if it, _ := st.BatchItemOf(ctx, ds[0]); it.State != store.BatchPending || it.Attempt != "" || it.CustomID != "" || it.BatchID != "" {
+			t.Errorf("item batched afresh = %+v, want pending without attempt", it)
 		}
 	})
 }
