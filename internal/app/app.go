@@ -91,11 +91,16 @@ func OpenStore(ctx context.Context, url string) (*store.Store, error) {
 	return st, nil
 }
 
+// writeAhead is how soon the writes of an answer must be able to start
+// before the model is asked for it: what is paid for is posted within it.
+const writeAhead = 30 * time.Second
+
 // snoozeAfter is the longest a job holds its worker waiting for an
-// upstream's allowance; a longer wait snoozes the job. It is also how soon
-// the writes of an answer must be able to start before the model is asked
-// for it: what is paid for is posted within it.
-const snoozeAfter = 30 * time.Second
+// upstream's allowance; a longer wait snoozes the job, well before
+// queue.job_timeout would end it as a failed attempt.
+func snoozeAfter(cfg config.Config) time.Duration {
+	return min(writeAhead, time.Duration(cfg.Queue.JobTimeout)/4)
+}
 
 func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	if log == nil {
@@ -112,7 +117,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		WritesPerHour:   cfg.GitHub.WritesPerHour,
 		WriteSpacing:    time.Minute / time.Duration(cfg.GitHub.WritesPerMinute),
 		MaxConcurrent:   cfg.GitHub.MaxConcurrency,
-		SnoozeAfter:     snoozeAfter,
+		SnoozeAfter:     snoozeAfter(cfg),
 		Registerer:      reg,
 	}
 	if st.Dialect == store.Postgres {
@@ -129,7 +134,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	}
 	model := claude.New(claude.Options{
 		HTTPClient: &http.Client{Timeout: 5 * time.Minute, Transport: pace.NewTransport(instrumented(reg, "anthropic"),
-			pace.Options{Upstream: pace.Anthropic, SnoozeAfter: snoozeAfter, Registerer: reg})},
+			pace.Options{Upstream: pace.Anthropic, SnoozeAfter: snoozeAfter(cfg), Registerer: reg})},
 		APIKey:         cfg.Anthropic.APIKey.Value(),
 		BaseURL:        cfg.Anthropic.BaseURL,
 		MaxConcurrency: cfg.Anthropic.MaxConcurrency,
@@ -139,7 +144,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	pipe := pipeline.New(st, github, model, prompts, cfg, pipeline.NewMetrics(reg), log)
-	pipe.SetWriteGate(ghPace, snoozeAfter)
+	pipe.SetWriteGate(ghPace, writeAhead)
 	q, err := queue.New(st, queue.Options{
 		Workers:     cfg.Queue.Workers,
 		MaxAttempts: cfg.Queue.MaxAttempts,
@@ -193,8 +198,9 @@ func newDrainAlarm(cfg config.Config, ghPace *pace.Transport, log *slog.Logger) 
 	if cfg.Queue.DrainAlert <= 0 {
 		return nil
 	}
-	a := &drainAlarm{threshold: time.Duration(cfg.Queue.DrainAlert), backlogs: ghPace.Backlogs, log: log,
-		now: time.Now, since: map[string]time.Time{}}
+	threshold := time.Duration(cfg.Queue.DrainAlert)
+	a := &drainAlarm{threshold: threshold, every: min(max(threshold/20, time.Second), drainCheckEvery),
+		backlogs: ghPace.Backlogs, log: log, now: time.Now, since: map[string]time.Time{}}
 	if cfg.Budget.AlertWebhook != "" {
 		n := &cost.Notifier{URL: cfg.Budget.AlertWebhook.Value(), Format: cfg.Budget.AlertFormat}
 		a.notify = n.Notify

@@ -10,8 +10,8 @@ import (
 	"github.com/hookwise/hookwise/internal/pace"
 )
 
-// drainCheckEvery is how often the write backlogs are compared with
-// queue.drain_alert.
+// drainCheckEvery is how often, at most, the write backlogs are compared
+// with queue.drain_alert; a shorter threshold is checked more often.
 const drainCheckEvery = 30 * time.Second
 
 // drainAlarm tells the operator when the work waiting for a credential's
@@ -20,6 +20,7 @@ const drainCheckEvery = 30 * time.Second
 // lasted.
 type drainAlarm struct {
 	threshold time.Duration
+	every     time.Duration
 	backlogs  func() []pace.Backlog
 	notify    func(context.Context, cost.Notice) error // nil: the log only
 	log       *slog.Logger
@@ -28,7 +29,7 @@ type drainAlarm struct {
 }
 
 func (a *drainAlarm) run(ctx context.Context) {
-	tick := time.NewTicker(drainCheckEvery)
+	tick := time.NewTicker(a.every)
 	defer tick.Stop()
 	for {
 		select {
