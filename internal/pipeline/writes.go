@@ -80,7 +80,6 @@ func (p *Pipeline) noteWait(ctx context.Context, d store.Delivery, err error, lo
 	until := p.now().Add(wait.RetryAfterDuration()).UTC().Format(time.RFC3339)
 	reason := fmt.Sprintf("%s; next try at %s", wait.Error(), until)
 	log.Debug("delivery waits", "reason", reason)
-	p.m.outcome(d.Event, "waiting")
 	if err := p.store.SetDeliveryStatus(ctx, d.ID, store.StatusWaiting, reason); err != nil {
 		log.Warn("record wait", "err", err)
 	}
