@@ -57,8 +57,17 @@ func WithGrant(ctx context.Context, g *Grant) context.Context {
 // Admit grants c's writes when, with every write promised before and every
 // claim ahead of c in line, they can all start within ahead; otherwise it
 // returns a *WaitError for when c's turn is expected, and keeps c in line.
-// A job that is granted must Release the grant when it is done.
-func (t *Transport) Admit(c Claim, ahead time.Duration) (*Grant, error) {
+// A job that is granted must Release the grant when it is done. With a
+// shared window, the writes the fleet made and reserved count; the
+// promises and the line are this process's.
+func (t *Transport) Admit(ctx context.Context, c Claim, ahead time.Duration) (*Grant, error) {
+	var fleet []time.Time
+	if t.opts.Shared != nil {
+		var err error
+		if fleet, err = t.opts.Shared.WriteSlots(ctx, c.Key, t.opts.Now()); err != nil {
+			return nil, fmt.Errorf("%s (%s): shared write window: %w", t.opts.Upstream, c.Key, err)
+		}
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.opts.Now()
@@ -70,7 +79,7 @@ func (t *Transport) Admit(c Claim, ahead time.Duration) (*Grant, error) {
 	for _, o := range line {
 		needed += o.Writes
 	}
-	at := ks.startOf(needed, now, &t.opts)
+	at := ks.startOf(needed, now, fleet, &t.opts)
 	if !at.After(now.Add(ahead)) {
 		delete(ks.claims, c.Job)
 		ks.vtime = max(ks.vtime, w.tag)
@@ -155,12 +164,16 @@ func before(a, b *waiter) bool {
 }
 
 // startOf is when the n-th write from now could start, if every earlier
-// one started as early as the window allows.
-func (ks *keyState) startOf(n int, now time.Time, opts *Options) time.Time {
+// one started as early as the window allows. fleet, when not nil, holds
+// the shared window's starts, which include this process's writes.
+func (ks *keyState) startOf(n int, now time.Time, fleet []time.Time, opts *Options) time.Time {
 	if n <= 0 {
 		return now
 	}
 	sim := &keyState{writes: slices.Clone(ks.writes)}
+	if fleet != nil {
+		sim.writes = slices.Clone(fleet)
+	}
 	at := now
 	for range n {
 		at = later(later(now, ks.pausedUntil), sim.nextWrite(opts))
@@ -193,7 +206,7 @@ func (t *Transport) Backlogs() []Backlog {
 		for _, w := range ks.claims {
 			b.Writes += w.Writes
 		}
-		b.DrainIn = ks.startOf(b.Writes, now, &t.opts).Sub(now)
+		b.DrainIn = ks.startOf(b.Writes, now, nil, &t.opts).Sub(now)
 		out = append(out, b)
 	}
 	slices.SortFunc(out, func(a, b Backlog) int { return cmp.Compare(a.Key, b.Key) })

@@ -21,7 +21,7 @@ func claim(repo string, n, priority int) pace.Claim {
 // the claim was granted.
 func turn(t *testing.T, rt *pace.Transport, c pace.Claim) (int, *pace.Grant) {
 	t.Helper()
-	g, err := rt.Admit(c, ahead)
+	g, err := rt.Admit(context.Background(), c, ahead)
 	if err == nil {
 		return -1, g
 	}
@@ -46,13 +46,13 @@ func TestGateGrantsWhatTheWindowAllows(t *testing.T) {
 	rt := newTransport(t, clock, pace.Options{Upstream: pace.GitHub, WritesPerHour: 10, SnoozeAfter: ahead})
 	var grants []*pace.Grant
 	for i := range 5 {
-		g, err := rt.Admit(claim("acme/app", i, 4), ahead)
+		g, err := rt.Admit(context.Background(), claim("acme/app", i, 4), ahead)
 		if err != nil {
 			t.Fatalf("claim %d of 5 (2 writes each, 10 an hour): %v", i, err)
 		}
 		grants = append(grants, g)
 	}
-	_, err := rt.Admit(claim("acme/app", 5, 4), ahead)
+	_, err := rt.Admit(context.Background(), claim("acme/app", 5, 4), ahead)
 	var wait *pace.WaitError
 	if !errors.As(err, &wait) || wait.RetryAfterDuration() < 59*time.Minute || wait.RetryAfterDuration() > time.Hour {
 		t.Fatalf("sixth claim = %v, want a wait of about an hour", err)
@@ -78,7 +78,7 @@ func TestGateGrantsWhatTheWindowAllows(t *testing.T) {
 		t.Errorf("after 2 writes and a release, Backlogs = %+v, want 6 promised + 2 waiting", b)
 	}
 	// 2 writes started and 6 promised: one more claim of 2 fits the hour.
-	if _, err := rt.Admit(claim("acme/app", 5, 4), ahead); err != nil {
+	if _, err := rt.Admit(context.Background(), claim("acme/app", 5, 4), ahead); err != nil {
 		t.Errorf("claim after a release: %v, want it granted", err)
 	}
 }
@@ -89,7 +89,7 @@ func TestGateOrdersByPriorityThenRepository(t *testing.T) {
 	t.Parallel()
 	clock := newClock()
 	rt := newTransport(t, clock, pace.Options{Upstream: pace.GitHub, WritesPerHour: 2, SnoozeAfter: ahead})
-	if _, err := rt.Admit(claim("busy/repo", 0, 4), ahead); err != nil {
+	if _, err := rt.Admit(context.Background(), claim("busy/repo", 0, 4), ahead); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i <= 1000; i++ {
@@ -118,7 +118,7 @@ func TestGateForgetsClaimsThatDoNotReturn(t *testing.T) {
 	t.Parallel()
 	clock := newClock()
 	rt := newTransport(t, clock, pace.Options{Upstream: pace.GitHub, WritesPerMinute: 2, SnoozeAfter: ahead})
-	first, err := rt.Admit(claim("acme/app", 0, 4), ahead)
+	first, err := rt.Admit(context.Background(), claim("acme/app", 0, 4), ahead)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,5 +134,26 @@ func TestGateForgetsClaimsThatDoNotReturn(t *testing.T) {
 		t.Errorf("with the first grant unused and claim 1 gone: %d ahead, want a grant", n)
 	} else {
 		g.Release()
+	}
+}
+
+// In a fleet the writes the other instances made count: with the hour's
+// allowance spent by them, this instance promises nothing.
+func TestGateCountsTheFleetsWrites(t *testing.T) {
+	t.Parallel()
+	clock := newClock()
+	shared := &sharedWindow{}
+	for i := range 10 {
+		shared.slots = append(shared.slots, clock.Now().Add(-time.Duration(50-i)*time.Minute))
+	}
+	rt := newTransport(t, clock, pace.Options{Upstream: pace.GitHub, WritesPerHour: 10, SnoozeAfter: ahead, Shared: shared})
+	_, err := rt.Admit(context.Background(), claim("acme/app", 0, 4), ahead)
+	var wait *pace.WaitError
+	if !errors.As(err, &wait) || wait.RetryAfterDuration() != 10*time.Minute+30*time.Second {
+		t.Fatalf("claim of 2 writes with the fleet's hour spent = %v, want a wait until its second-oldest write is an hour old, less the 30s ahead: 10m30s", err)
+	}
+	shared.slots = shared.slots[2:]
+	if _, err := rt.Admit(context.Background(), claim("acme/app", 0, 4), ahead); err != nil {
+		t.Errorf("claim with two writes left in the fleet's hour: %v, want it granted", err)
 	}
 }

@@ -101,8 +101,12 @@ type Options struct {
 // write under key, and reserves it when it is no later than now+within
 // (within 0: always); it returns the start and whether it was reserved.
 // The caller waits until a reserved start.
+//
+// WriteSlots lists the starts reserved under key from an hour before now
+// on, oldest first: the writes the whole fleet made and is about to make.
 type SharedWindow interface {
 	TakeWriteSlot(ctx context.Context, key string, now time.Time, limits WriteLimits, within time.Duration) (time.Time, bool, error)
+	WriteSlots(ctx context.Context, key string, now time.Time) ([]time.Time, error)
 }
 
 // WriteLimits are the write window's limits.

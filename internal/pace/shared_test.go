@@ -21,6 +21,7 @@ type sharedWindow struct {
 	last  time.Time
 	delay time.Duration
 	calls []string
+	slots []time.Time // what WriteSlots reports
 }
 
 func (w *sharedWindow) TakeWriteSlot(_ context.Context, key string, now time.Time, _ pace.WriteLimits, within time.Duration) (time.Time, bool, error) {
@@ -38,6 +39,12 @@ func (w *sharedWindow) TakeWriteSlot(_ context.Context, key string, now time.Tim
 	}
 	w.last = at
 	return at, true, nil
+}
+
+func (w *sharedWindow) WriteSlots(context.Context, string, time.Time) ([]time.Time, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.slots, nil
 }
 
 // A write waits for the slot the shared window gives it; a read does not

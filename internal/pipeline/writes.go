@@ -14,7 +14,7 @@ import (
 // WriteGate promises a job the GitHub writes its answer will need before
 // the model is paid for it (see pace.Transport.Admit).
 type WriteGate interface {
-	Admit(c pace.Claim, ahead time.Duration) (*pace.Grant, error)
+	Admit(ctx context.Context, c pace.Claim, ahead time.Duration) (*pace.Grant, error)
 }
 
 // SetWriteGate makes Process claim the writes an answer needs from g
@@ -41,7 +41,7 @@ func (p *Pipeline) claimWrites(ctx context.Context, d store.Delivery, t *task, j
 		priority = 0
 	}
 	c := pace.Claim{Key: p.github.WriteKey(t.repo), Repo: t.repo.String(), Job: job, Priority: priority, Writes: n, Arrived: d.ReceivedAt}
-	return p.gate.Admit(c, p.ahead)
+	return p.gate.Admit(ctx, c, p.ahead)
 }
 
 // writesNeeded is the most writes an answer to t makes: per thread it

@@ -336,6 +336,26 @@ func (s *Store) TakeWriteSlot(ctx context.Context, key string, now time.Time, li
 	return next, taken, nil
 }
 
+// WriteSlots lists the starts reserved under key from an hour before now
+// on, oldest first.
+func (s *Store) WriteSlots(ctx context.Context, key string, now time.Time) ([]time.Time, error) {
+	var out []time.Time
+	err := s.Tx(ctx, func(tx *sql.Tx) error {
+		slots, err := s.writeSlotsTx(ctx, tx, key, now)
+		for _, at := range slots {
+			out = append(out, time.UnixMilli(at))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list write slots: %w", err)
+	}
+	if out == nil {
+		out = []time.Time{}
+	}
+	return out, nil
+}
+
 // writeSlotsTx lists the starts reserved under key in the hour before now
 // and after it, in order, in milliseconds.
 func (s *Store) writeSlotsTx(ctx context.Context, tx *sql.Tx, key string, now time.Time) ([]int64, error) {

@@ -74,5 +74,10 @@ func TestTakeWriteSlotSharedByInstances(t *testing.T) {
 		if !again.Equal(at) {
 			t.Errorf("an unreserved slot moved from %v to %v", at, again)
 		}
+		// Every instance sees the fleet's reservations, in order.
+		slots, err := handles[len(handles)-1].WriteSlots(context.Background(), "token", now)
+		if err != nil || len(slots) != takes || !slices.IsSortedFunc(slots, time.Time.Compare) || !slots[takes-1].Equal(got[takes-1]) {
+			t.Errorf("WriteSlots = %d slots, %v; want the %d reserved, in order", len(slots), err, takes)
+		}
 	})
 }
