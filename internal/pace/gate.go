@@ -109,6 +109,17 @@ func (ks *keyState) waiter(c Claim, now time.Time) *waiter {
 	return &waiter{Claim: c, tag: tag}
 }
 
+// Withdraw takes job's claims out of line: it ended without needing its
+// turn (skipped, coalesced, failed), and must not hold up the claims
+// behind it until it would have expired.
+func (t *Transport) Withdraw(job string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, ks := range t.keys {
+		delete(ks.claims, job)
+	}
+}
+
 // Release gives back the writes of g that were not sent. It may be called
 // more than once.
 func (g *Grant) Release() {

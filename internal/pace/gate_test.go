@@ -157,3 +157,31 @@ func TestGateCountsTheFleetsWrites(t *testing.T) {
 		t.Errorf("claim with two writes left in the fleet's hour: %v, want it granted", err)
 	}
 }
+
+// A claim withdrawn (its job ended without its turn) no longer holds up
+// the one behind it.
+func TestGateWithdraw(t *testing.T) {
+	t.Parallel()
+	clock := newClock()
+	rt := newTransport(t, clock, pace.Options{Upstream: pace.GitHub, WritesPerHour: 2, SnoozeAfter: ahead})
+	first, err := rt.Admit(context.Background(), claim("acme/app", 0, 4), ahead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := turn(t, rt, claim("acme/app", 1, 4)); n != 0 {
+		t.Fatalf("second claim: %d ahead, want 0", n)
+	}
+	if n, _ := turn(t, rt, claim("acme/app", 2, 4)); n != 1 {
+		t.Fatalf("third claim: %d ahead, want 1", n)
+	}
+	first.Release()
+	if n, _ := turn(t, rt, claim("acme/app", 2, 4)); n != 1 {
+		t.Fatalf("third claim with the first grant given back: %d ahead, want 1", n)
+	}
+	rt.Withdraw("acme/app-1")
+	if n, g := turn(t, rt, claim("acme/app", 2, 4)); n != -1 {
+		t.Errorf("third claim after the second withdrew: %d ahead, want a grant", n)
+	} else {
+		g.Release()
+	}
+}

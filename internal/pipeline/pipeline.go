@@ -154,7 +154,7 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 	}
 	log := p.log.With("delivery", d.GUID, "event", d.Event, "action", d.Action, "repo", d.Repo)
 	err = p.process(ctx, d, job, log)
-	p.noteWait(ctx, d, err, log)
+	p.noteWait(ctx, d, job, err, log)
 	return err
 }
 

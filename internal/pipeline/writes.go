@@ -15,6 +15,7 @@ import (
 // the model is paid for it (see pace.Transport.Admit).
 type WriteGate interface {
 	Admit(ctx context.Context, c pace.Claim, ahead time.Duration) (*pace.Grant, error)
+	Withdraw(job string)
 }
 
 // SetWriteGate makes Process claim the writes an answer needs from g
@@ -71,10 +72,17 @@ func (p *Pipeline) writesNeeded(ctx context.Context, t *task) (int, error) {
 
 // noteWait records that d's job waits for an upstream's allowance, so
 // that the API and CLI show it as waiting and until when; the job itself
-// is snoozed by the queue.
-func (p *Pipeline) noteWait(ctx context.Context, d store.Delivery, err error, log *slog.Logger) {
+// is snoozed by the queue. A job that ended otherwise leaves the gate's
+// line.
+func (p *Pipeline) noteWait(ctx context.Context, d store.Delivery, job string, err error, log *slog.Logger) {
 	var wait *pace.WaitError
-	if !errors.As(err, &wait) || ctx.Err() != nil {
+	if !errors.As(err, &wait) {
+		if p.gate != nil {
+			p.gate.Withdraw(job)
+		}
+		return
+	}
+	if ctx.Err() != nil {
 		return
 	}
 	until := p.now().Add(wait.RetryAfterDuration()).UTC().Format(time.RFC3339)
