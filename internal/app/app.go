@@ -138,6 +138,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		APIKey:         cfg.Anthropic.APIKey.Value(),
 		BaseURL:        cfg.Anthropic.BaseURL,
 		MaxConcurrency: cfg.Anthropic.MaxConcurrency,
+		SlotWait:       snoozeAfter(cfg),
 	})
 	prompts, err := prompt.New(cfg.PromptsDir, log)
 	if err != nil {

@@ -55,14 +55,20 @@ type Options struct {
 	// MaxConcurrency caps the calls in flight; callers beyond it wait
 	// (or give up when their context ends). Default DefaultMaxConcurrency.
 	MaxConcurrency int
+	// SlotWait: a call that finds no free slot within this long is not
+	// made; Complete returns an error that wraps a *pace.WaitError, so
+	// that its job snoozes rather than times out. 0 waits as long as the
+	// context lets it.
+	SlotWait time.Duration
 }
 
 // Client calls the Messages API. It is safe for concurrent use.
 type Client struct {
-	sdk    anthropic.Client
-	apiKey string
-	sem    chan struct{}
-	now    func() time.Time
+	sdk      anthropic.Client
+	apiKey   string
+	sem      chan struct{}
+	slotWait time.Duration
+	now      func() time.Time
 
 	mu     sync.Mutex
 	limits RateLimits
@@ -92,10 +98,11 @@ func New(opts Options) *Client {
 		sdkOpts = append(sdkOpts, option.WithHTTPClient(opts.HTTPClient))
 	}
 	c := &Client{
-		sdk:    anthropic.NewClient(sdkOpts...),
-		apiKey: opts.APIKey,
-		sem:    make(chan struct{}, n),
-		now:    time.Now,
+		sdk:      anthropic.NewClient(sdkOpts...),
+		apiKey:   opts.APIKey,
+		sem:      make(chan struct{}, n),
+		slotWait: opts.SlotWait,
+		now:      time.Now,
 	}
 	c.batchLimits.requests, c.batchLimits.bytes, c.batchLimits.page = MaxBatchRequests, MaxBatchBytes, batchListPage
 	return c
@@ -146,10 +153,8 @@ func (c *Client) Complete(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 
-	select {
-	case c.sem <- struct{}{}:
-	case <-ctx.Done():
-		return Result{}, c.networkError(ctx.Err())
+	if err := c.takeSlot(ctx); err != nil {
+		return Result{}, c.networkError(err)
 	}
 	defer func() { <-c.sem }()
 
@@ -399,6 +404,25 @@ var permanentTypes = map[string]bool{
 	"not_found_error":      true,
 	"request_too_large":    true,
 	"billing_error":        true,
+}
+
+// takeSlot waits for one of the MaxConcurrency slots, at most slotWait.
+func (c *Client) takeSlot(ctx context.Context) error {
+	var expired <-chan time.Time
+	if c.slotWait > 0 {
+		timer := time.NewTimer(c.slotWait)
+		defer timer.Stop()
+		expired = timer.C
+	}
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-expired:
+		return &pace.WaitError{Upstream: pace.Anthropic, Key: "max_concurrency", What: "a free slot of anthropic.max_concurrency",
+			RetryAfter: c.slotWait}
+	}
 }
 
 func (c *Client) networkError(err error) *Error {

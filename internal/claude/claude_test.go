@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hookwise/hookwise/internal/fake"
+	"github.com/hookwise/hookwise/internal/pace"
 )
 
 const testKey = "sk-ant-secret-test-key-0123456789"
@@ -335,6 +336,33 @@ func TestCompleteNoSystem(t *testing.T) {
 	}
 	if res.Usage.CacheCreationInputTokens != 0 || f.Requests()[0].System != "" {
 		t.Errorf("Complete() without system: usage %+v, fake saw system %q, want no cache and no system", res.Usage, f.Requests()[0].System)
+	}
+}
+
+// A call that finds no free slot within SlotWait is not made: it says how
+// long to wait, so that its job snoozes instead of timing out.
+func TestSlotWaitSnoozes(t *testing.T) {
+	t.Parallel()
+	c, f, _ := newTestClient(t, fake.AnthropicOptions{Latency: time.Second}, Options{MaxConcurrency: 1, SlotWait: 50 * time.Millisecond})
+	held := make(chan error, 1)
+	go func() {
+		_, err := c.Complete(context.Background(), testRequest("s", "p"))
+		held <- err
+	}()
+	for f.MaxInFlight() == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, err := c.Complete(context.Background(), testRequest("s", "p"))
+	var wait *pace.WaitError
+	var ce *Error
+	if !errors.As(err, &wait) || !errors.As(err, &ce) || ce.Unanswered || ce.RetryAfterDuration() < 50*time.Millisecond {
+		t.Errorf("second call with the only slot taken = %v, want a wait of 50ms, nothing sent", err)
+	}
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Calls(); got != 1 {
+		t.Errorf("fake saw %d calls, want 1", got)
 	}
 }
 

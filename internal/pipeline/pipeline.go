@@ -369,6 +369,13 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 		return store.Analysis{}, p.toBatch(ctx, d, t, req, chars, usageID)
 	}
 	res, err := p.model.Complete(ctx, req)
+	if wait := (*pace.WaitError)(nil); errors.As(err, &wait) {
+		// Not sent: it waits for the API's allowance or a free slot.
+		if uerr := p.store.Unreserve(context.WithoutCancel(ctx), usageID); uerr != nil {
+			p.log.Warn("drop the reservation of a call not made", "delivery", d.GUID, "err", uerr)
+		}
+		return store.Analysis{}, err
+	}
 	p.m.modelCall(req.Model, res, err)
 	model := res.Model
 	if model == "" {

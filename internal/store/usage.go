@@ -100,6 +100,15 @@ func (s *Store) Reserve(ctx context.Context, call UsageCall, limits []Limit, ttl
 	return id, nil
 }
 
+// Unreserve drops reservation id of a call that was never sent (it waited
+// for an allowance instead): there is nothing to record or to count.
+func (s *Store) Unreserve(ctx context.Context, id int64) error {
+	if _, err := s.DB.ExecContext(ctx, s.q(`DELETE FROM hw_usage WHERE id = ? AND outcome = 'reserved'`), id); err != nil {
+		return fmt.Errorf("drop reservation %d: %w", id, err)
+	}
+	return nil
+}
+
 // Settlement is what a model call really cost.
 type Settlement struct {
 	Model                                        string // the model that answered
