@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/hookwise/hookwise/internal/pace"
-	"math"
 	"net"
 	"net/http"
 	"net/http/httptrace"
@@ -494,23 +493,12 @@ func (c *Client) scrub(s string) string {
 	return strings.ReplaceAll(s, c.apiKey, "[redacted]")
 }
 
-// retryAfter reads how long the API asks us to wait: retry-after-ms, else
-// retry-after (seconds or an HTTP date), else the latest reset of a
-// rate-limit bucket whose remaining count is 0.
+// retryAfter reads how long the API asks us to wait: retry-after-ms or
+// retry-after (see pace.RetryAfter), else the latest reset of a rate-limit
+// bucket whose remaining count is 0; capped at pace.MaxRetryAfter.
 func retryAfter(h http.Header, now time.Time) time.Duration {
-	if v := h.Get("retry-after-ms"); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && !math.IsInf(ms, 0) {
-			return time.Duration(ms * float64(time.Millisecond))
-		}
-	}
-	if v := h.Get("retry-after"); v != "" {
-		if s, err := strconv.ParseFloat(v, 64); err == nil {
-			if s > 0 && !math.IsInf(s, 0) {
-				return time.Duration(s * float64(time.Second))
-			}
-		} else if t, err := http.ParseTime(v); err == nil && t.After(now) {
-			return t.Sub(now)
-		}
+	if d, ok := pace.RetryAfter(h, now); ok && d > 0 {
+		return d
 	}
 	var wait time.Duration
 	for _, b := range anthBuckets {
@@ -524,7 +512,7 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 		}
 		wait = max(wait, reset.Sub(now))
 	}
-	return wait
+	return min(wait, pace.MaxRetryAfter)
 }
 
 // anthBuckets are the rate-limit buckets the API reports, as named in its

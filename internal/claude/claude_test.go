@@ -276,6 +276,24 @@ func TestCompleteCanceled(t *testing.T) {
 	}
 }
 
+// A 429 that asks for a day snoozes the job for at most an hour.
+func TestRetryAfterIsCapped(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("retry-after", "86400")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"type":"error","error":{"type":"rate_limit_error","message":"Number of requests has exceeded your rate limit"}}`))
+	}))
+	t.Cleanup(srv.Close)
+	c := New(Options{APIKey: testKey, BaseURL: srv.URL})
+	_, err := c.Complete(context.Background(), testRequest("s", "p"))
+	var e *Error
+	if !errors.As(err, &e) || e.RetryAfterDuration() != time.Hour {
+		t.Errorf("Complete() = %v, want a rate limit that waits the cap, an hour", err)
+	}
+}
+
 // TestErrorScrubsKey checks that a key echoed by the server never reaches
 // an error string.
 func TestErrorScrubsKey(t *testing.T) {

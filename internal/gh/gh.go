@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-github/v84/github"
+	"github.com/hookwise/hookwise/internal/pace"
 )
 
 // Options configures a Client. Set Token, or AppID and PrivateKey.
@@ -596,12 +597,8 @@ func toError(err error, resp *github.Response, token string) error {
 	e.Message = redact(e.Message, token)
 	now := time.Now()
 	limited := hr.StatusCode == http.StatusForbidden || hr.StatusCode == http.StatusTooManyRequests
-	if v := hr.Header.Get("Retry-After"); v != "" {
-		if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
-			e.RetryAfter = time.Duration(s) * time.Second
-		} else if t, err := http.ParseTime(v); err == nil {
-			e.RetryAfter = max(t.Sub(now), 0)
-		}
+	if d, ok := pace.RetryAfter(hr.Header, now); ok {
+		e.RetryAfter = d
 		e.RateLimited = limited
 	}
 	if limited && hr.Header.Get(github.HeaderRateRemaining) == "0" {
@@ -630,6 +627,9 @@ func toError(err error, resp *github.Response, token string) error {
 	if hr.StatusCode == http.StatusTooManyRequests {
 		e.RateLimited = true
 	}
+	// Whatever the headers say, a wait is bounded: a job is not snoozed
+	// for a day by one answer.
+	e.RetryAfter = min(e.RetryAfter, pace.MaxRetryAfter)
 	return e
 }
 

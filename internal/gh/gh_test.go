@@ -314,6 +314,16 @@ func TestErrorClassification(t *testing.T) {
 			header:    map[string]string{"Retry-After": "42"},
 			temporary: true, rateLimited: true, retryAfter: 42 * time.Second,
 		},
+		{
+			name: "429 asking for a day is capped at an hour", status: 429, message: "Too Many Requests",
+			header:    map[string]string{"Retry-After": "86400"},
+			temporary: true, rateLimited: true, retryAfter: time.Hour,
+		},
+		{
+			name: "secondary asking for a day is capped at an hour", status: 403, message: "You have exceeded a secondary rate limit.",
+			header:    map[string]string{"Retry-After": "86400"},
+			temporary: true, rateLimited: true, retryAfter: time.Hour,
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

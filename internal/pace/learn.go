@@ -84,30 +84,34 @@ func parseCount(v string) (float64, bool) {
 	return float64(n), true
 }
 
-// maxRetryAfter bounds what a retry-after header can make a key wait, so
-// that a garbled value cannot stall it for days.
-const maxRetryAfter = time.Hour
+// MaxRetryAfter bounds what a retry-after header can make anyone wait, so
+// that a garbled or hostile value (86400) cannot stall a key or snooze a
+// job for a day.
+const MaxRetryAfter = time.Hour
 
-// parseRetryAfter reads retry-after-ms (when ms is set: Anthropic's, more
-// precise) or retry-after, in seconds or as an HTTP date.
-func parseRetryAfter(h http.Header, now time.Time, ms bool) (time.Duration, bool) {
-	if v := h.Get("Retry-After-Ms"); ms && v != "" {
-		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && f >= 0 && !math.IsInf(f, 0) {
-			return min(time.Duration(math.Ceil(f*float64(time.Millisecond))), maxRetryAfter), true
+// RetryAfter reads how long an answer asks the caller to wait:
+// retry-after-ms (Anthropic's, more precise), else retry-after in seconds
+// (whole or not) or as an HTTP date; capped at MaxRetryAfter. ok is false
+// when neither header holds a usable value. It is the one parser of these
+// headers for every adapter.
+func RetryAfter(h http.Header, now time.Time) (d time.Duration, ok bool) {
+	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && !math.IsInf(f, 0) {
+			return min(time.Duration(math.Ceil(min(f, float64(MaxRetryAfter/time.Millisecond))*float64(time.Millisecond))), MaxRetryAfter), true
 		}
 	}
 	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0, false
 	}
-	if sec, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if sec < 0 {
+	if sec, err := strconv.ParseFloat(v, 64); err == nil {
+		if sec < 0 || math.IsNaN(sec) {
 			return 0, false
 		}
-		return min(time.Duration(min(sec, int64(maxRetryAfter/time.Second)))*time.Second, maxRetryAfter), true
+		return min(time.Duration(math.Ceil(min(sec, MaxRetryAfter.Seconds())*float64(time.Second))), MaxRetryAfter), true
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return min(max(t.Sub(now), 0), maxRetryAfter), true
+		return min(max(t.Sub(now), 0), MaxRetryAfter), true
 	}
 	return 0, false
 }
@@ -136,7 +140,7 @@ func (t *Transport) learn(ks *keyState, tk *ticket, resp *http.Response, now tim
 	for _, o := range obs {
 		ks.observe(o, tk, now, t.opts.Upstream == GitHub)
 	}
-	retry, hasRetry := parseRetryAfter(resp.Header, now, t.opts.Upstream == Anthropic)
+	retry, hasRetry := RetryAfter(resp.Header, now)
 	if rejected && hasRetry && t.opts.Upstream == Anthropic {
 		ks.learnRefusal(obs, retry)
 	}

@@ -128,34 +128,38 @@ func TestParseGitHub(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
+func TestRetryAfter(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name string
 		h    http.Header
-		ms   bool
 		want time.Duration
 		ok   bool
 	}{
-		{"seconds", header("Retry-After", "7"), false, 7 * time.Second, true},
-		{"zero", header("Retry-After", "0"), false, 0, true},
-		{"HTTP date", header("Retry-After", "Mon, 05 Jan 2026 12:00:42 GMT"), false, 42 * time.Second, true},
-		{"HTTP date in the past", header("Retry-After", "Mon, 05 Jan 2026 11:59:00 GMT"), false, 0, true},
-		{"milliseconds first", header("Retry-After", "2", "Retry-After-Ms", "1234.5"), true, 1234500 * time.Microsecond, true},
-		{"milliseconds only for anthropic", header("Retry-After", "2", "Retry-After-Ms", "1234"), false, 2 * time.Second, true},
-		{"bad milliseconds fall back", header("Retry-After", "2", "Retry-After-Ms", "soon"), true, 2 * time.Second, true},
-		{"capped", header("Retry-After", "99999999999999"), false, maxRetryAfter, true},
-		{"negative", header("Retry-After", "-5"), false, 0, false},
-		{"garbage", header("Retry-After", "later"), false, 0, false},
-		{"absent", header(), true, 0, false},
+		{"seconds", header("Retry-After", "7"), 7 * time.Second, true},
+		{"fractional seconds", header("Retry-After", "1.5"), 1500 * time.Millisecond, true},
+		{"zero", header("Retry-After", "0"), 0, true},
+		{"HTTP date", header("Retry-After", "Mon, 05 Jan 2026 12:00:42 GMT"), 42 * time.Second, true},
+		{"HTTP date in the past", header("Retry-After", "Mon, 05 Jan 2026 11:59:00 GMT"), 0, true},
+		{"milliseconds first", header("Retry-After", "2", "Retry-After-Ms", "1234.5"), 1234500 * time.Microsecond, true},
+		{"bad milliseconds fall back", header("Retry-After", "2", "Retry-After-Ms", "soon"), 2 * time.Second, true},
+		{"a day is capped", header("Retry-After", "86400"), MaxRetryAfter, true},
+		{"a day in milliseconds is capped", header("Retry-After-Ms", "86400000"), MaxRetryAfter, true},
+		{"a date next year is capped", header("Retry-After", "Tue, 05 Jan 2027 12:00:00 GMT"), MaxRetryAfter, true},
+		{"huge", header("Retry-After", "99999999999999999999"), MaxRetryAfter, true},
+		{"infinite", header("Retry-After", "+Inf"), MaxRetryAfter, true},
+		{"not a number", header("Retry-After", "NaN"), 0, false},
+		{"negative", header("Retry-After", "-5"), 0, false},
+		{"garbage", header("Retry-After", "later"), 0, false},
+		{"absent", header(), 0, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			got, ok := parseRetryAfter(tc.h, now, tc.ms)
+			got, ok := RetryAfter(tc.h, now)
 			if got != tc.want || ok != tc.ok {
-				t.Errorf("parseRetryAfter(%v, ms=%v) = %v, %v, want %v, %v", tc.h, tc.ms, got, ok, tc.want, tc.ok)
+				t.Errorf("RetryAfter(%v) = %v, %v, want %v, %v", tc.h, got, ok, tc.want, tc.ok)
 			}
 		})
 	}
