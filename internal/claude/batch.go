@@ -111,7 +111,7 @@ func (c *Client) SubmitBatch(ctx context.Context, reqs []BatchRequest) (Batch, i
 	var httpResp *http.Response
 	b, err := c.sdk.Messages.Batches.New(pace.WithKey(ctx, batchKey), params, option.WithResponseInto(&httpResp))
 	if err != nil {
-		return Batch{}, 0, c.classify(err, httpResp, false)
+		return Batch{}, 0, c.classify(err, httpResp)
 	}
 	return batchOf(b), len(params.Requests), nil
 }
@@ -179,7 +179,7 @@ func (c *Client) BatchesSince(ctx context.Context, since time.Time) ([]Batch, er
 		var httpResp *http.Response
 		page, err := c.sdk.Messages.Batches.List(pace.WithKey(ctx, batchKey), params, option.WithResponseInto(&httpResp))
 		if err != nil {
-			return nil, c.classify(err, httpResp, false)
+			return nil, c.classify(err, httpResp)
 		}
 		for i := range page.Data {
 			if page.Data[i].CreatedAt.Before(since) {
@@ -199,7 +199,7 @@ func (c *Client) Batch(ctx context.Context, id string) (Batch, error) {
 	var httpResp *http.Response
 	b, err := c.sdk.Messages.Batches.Get(pace.WithKey(ctx, batchKey), id, anthropic.MessageBatchGetParams{}, option.WithResponseInto(&httpResp))
 	if err != nil {
-		return Batch{}, c.classify(err, httpResp, false)
+		return Batch{}, c.classify(err, httpResp)
 	}
 	return batchOf(b), nil
 }
@@ -222,7 +222,7 @@ func (c *Client) BatchResults(ctx context.Context, b Batch) iter.Seq2[BatchResul
 			}
 		}
 		if err := stream.Err(); err != nil {
-			yield(BatchResult{}, c.classify(err, nil, false))
+			yield(BatchResult{}, c.classify(err, nil))
 		}
 	}
 }

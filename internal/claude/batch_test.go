@@ -205,9 +205,6 @@ func TestBatchErrors(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Status != 404 || ce.Temporary() {
 		t.Errorf("Batch(unknown) = %v, want a permanent 404", err)
 	}
-	if c.Limits().Updated != (time.Time{}) {
-		t.Errorf("Limits() learned from batch answers: %+v", c.Limits())
-	}
 
 	b, _, err := c.SubmitBatch(ctx, []BatchRequest{ok})
 	if err != nil {

@@ -19,7 +19,6 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,9 +67,6 @@ type Client struct {
 	sem      chan struct{}
 	slotWait time.Duration
 	now      func() time.Time
-
-	mu     sync.Mutex
-	limits RateLimits
 
 	// batchLimits are MaxBatchRequests, MaxBatchBytes and the listing's
 	// page size (batchListPage), smaller in tests.
@@ -167,13 +163,12 @@ func (c *Client) Complete(ctx context.Context, req Request) (Result, error) {
 	msg, err := c.sdk.Messages.New(pace.WithKey(ctx, Family(req.Model)), params, option.WithResponseInto(&httpResp))
 	latency := time.Since(start)
 	if err != nil {
-		e := c.classify(err, httpResp, true)
+		e := c.classify(err, httpResp)
 		e.Unanswered = e.Status == 0 && sent.Load()
 		return Result{}, e
 	}
 	requestID := ""
 	if httpResp != nil {
-		c.record(httpResp.Header)
 		requestID = httpResp.Header.Get("request-id")
 	}
 	return c.result(msg, requestID, latency)
@@ -428,11 +423,9 @@ func (c *Client) networkError(err error) *Error {
 	return &Error{Type: TypeNetwork, Message: c.scrub(err.Error()), err: err}
 }
 
-// classify turns an SDK error into a *Error and, with limits, records the
-// rate-limit headers of the response, if there was one. (The Message
-// Batches API's answers report its own limits, not those of the Messages
-// API that Limits describes.)
-func (c *Client) classify(err error, resp *http.Response, limits bool) *Error {
+// classify turns an SDK error into a *Error. (The rate-limit headers of
+// the response are the pacer's to learn, in the transport.)
+func (c *Client) classify(err error, resp *http.Response) *Error {
 	var apiErr *anthropic.Error
 	if !errors.As(err, &apiErr) {
 		return c.networkError(err)
@@ -454,9 +447,6 @@ func (c *Client) classify(err error, resp *http.Response, limits bool) *Error {
 		e.Message = http.StatusText(e.Status)
 	}
 	if resp != nil {
-		if limits {
-			c.record(resp.Header)
-		}
 		e.RetryAfter = retryAfter(resp.Header, c.now())
 		if e.RequestID == "" {
 			e.RequestID = resp.Header.Get("request-id")
@@ -518,57 +508,3 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 // anthBuckets are the rate-limit buckets the API reports, as named in its
 // anthropic-ratelimit-<bucket>-{limit,remaining,reset} headers.
 var anthBuckets = []string{"requests", "tokens", "input-tokens", "output-tokens"}
-
-// RateLimit is one bucket of the API's rate limits as last reported.
-type RateLimit struct {
-	Limit     int64
-	Remaining int64
-	Reset     time.Time // when the bucket is next fully replenished
-	Known     bool      // whether the API has reported this bucket yet
-}
-
-// RateLimits is the rate-limit state from the latest response that carried
-// it (successful or not).
-type RateLimits struct {
-	Requests     RateLimit
-	Tokens       RateLimit
-	InputTokens  RateLimit
-	OutputTokens RateLimit
-	Updated      time.Time // when a response last carried rate-limit headers; zero if never
-}
-
-// Limits returns the latest rate-limit state the API reported.
-func (c *Client) Limits() RateLimits {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.limits
-}
-
-// record stores the rate-limit headers of h. A bucket missing from h keeps
-// its previous value, so a response from a proxy does not erase what the
-// API said.
-func (c *Client) record(h http.Header) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	dst := []*RateLimit{&c.limits.Requests, &c.limits.Tokens, &c.limits.InputTokens, &c.limits.OutputTokens}
-	for i, b := range anthBuckets {
-		prefix := "anthropic-ratelimit-" + b + "-"
-		limit, errL := strconv.ParseInt(h.Get(prefix+"limit"), 10, 64)
-		remaining, errR := strconv.ParseInt(h.Get(prefix+"remaining"), 10, 64)
-		if errL != nil && errR != nil {
-			continue
-		}
-		rl := RateLimit{Limit: limit, Remaining: remaining, Known: true}
-		if errL != nil {
-			rl.Limit = dst[i].Limit
-		}
-		if errR != nil {
-			rl.Remaining = dst[i].Remaining
-		}
-		if t, err := time.Parse(time.RFC3339, h.Get(prefix+"reset")); err == nil {
-			rl.Reset = t
-		}
-		*dst[i] = rl
-		c.limits.Updated = c.now()
-	}
-}
