@@ -351,7 +351,7 @@ func (p *Pipeline) apply(ctx context.Context, batchID string, it store.BatchItem
 	if err != nil || !done {
 		return err
 	}
-	log := p.log.With("delivery", d.GUID, "event", d.Event, "action", d.Action, "repo", d.Repo, "batch", batchID)
+	log := p.deliveryLog(d).With("batch", batchID)
 	if callErr != nil {
 		log.Warn("batched request failed: the Messages API answers it instead", "err", callErr)
 	} else {

@@ -64,7 +64,7 @@ func (p *Pipeline) reserve(ctx context.Context, d store.Delivery, t *task, req *
 		if fb := p.cfg.Budget.FallbackModel; fb != req.Model {
 			id, err := try(fb)
 			if err == nil {
-				p.log.Info("budget: falling back to a cheaper model", "delivery", d.GUID, "model", fb, "budget", over.Error())
+				p.deliveryLog(d).Info("budget: falling back to a cheaper model", "model", fb, "budget", over.Error())
 				req.Model = fb
 				return id, call.EstimateMicros, nil
 			}
@@ -130,7 +130,7 @@ func (p *Pipeline) settle(ctx context.Context, d store.Delivery, id int64, model
 	if err != nil {
 		// The reservation stays counted until it expires: spending is
 		// overstated for a while, never understated.
-		p.log.Error("settle model call", "delivery", d.GUID, "err", err)
+		p.deliveryLog(d).Error("settle model call", "err", err)
 	}
 	p.spend(ctx, d, model, micros)
 }

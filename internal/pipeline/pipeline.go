@@ -114,18 +114,25 @@ func prices(in map[string]config.Price) map[string]cost.Price {
 // GaveUp records that a delivery's processing failed for good: a permanent
 // error, or attempts or age used up. It is then a dead letter.
 func (p *Pipeline) GaveUp(ctx context.Context, deliveryID int64, cause error) {
-	log := p.log.With("delivery_id", deliveryID)
+	d, err := p.store.Delivery(ctx, deliveryID)
+	if err != nil {
+		d = store.Delivery{ID: deliveryID}
+	}
+	log := p.deliveryLog(d)
 	var temp interface{ Temporary() bool }
 	log.Error("delivery failed", "err", cause, "permanent", errors.As(cause, &temp) && !temp.Temporary())
 	if err := p.store.SetDeliveryStatus(ctx, deliveryID, store.StatusFailed, cause.Error()); err != nil {
 		log.Error("record failure", "err", err)
 		return
 	}
-	event := ""
-	if d, err := p.store.Delivery(ctx, deliveryID); err == nil {
-		event = d.Event
-	}
-	p.m.outcome(event, "failed")
+	p.m.outcome(d.Event, "failed")
+}
+
+// deliveryLog is the logger of everything said about d: every line names
+// the delivery (GitHub's GUID, "delivery"), its row ("delivery_id"), its
+// event and repository.
+func (p *Pipeline) deliveryLog(d store.Delivery) *slog.Logger {
+	return p.log.With("delivery", d.GUID, "delivery_id", d.ID, "event", d.Event, "action", d.Action, "repo", d.Repo)
 }
 
 // busyError asks the queue to try again later without using an attempt:
@@ -152,7 +159,7 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 	case store.StatusDone, store.StatusSkipped, store.StatusDeferred, store.StatusDiscarded, store.StatusBatched:
 		return nil
 	}
-	log := p.log.With("delivery", d.GUID, "event", d.Event, "action", d.Action, "repo", d.Repo)
+	log := p.deliveryLog(d).With("job", job)
 	err = p.process(ctx, d, job, log)
 	p.noteWait(ctx, d, job, err, log)
 	return err
@@ -372,7 +379,7 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 	if wait := (*pace.WaitError)(nil); errors.As(err, &wait) {
 		// Not sent: it waits for the API's allowance or a free slot.
 		if uerr := p.store.Unreserve(context.WithoutCancel(ctx), usageID); uerr != nil {
-			p.log.Warn("drop the reservation of a call not made", "delivery", d.GUID, "err", uerr)
+			p.deliveryLog(d).Warn("drop the reservation of a call not made", "err", uerr)
 		}
 		return store.Analysis{}, err
 	}

@@ -268,7 +268,7 @@ func (s *Set) reload(strict bool) error {
 	if err != nil {
 		err = fmt.Errorf("prompts dir: %w", err)
 		if !strict {
-			s.logger.Error("cannot read prompt overrides; keeping current prompts", slog.String("dir", s.dir), slog.Any("error", err))
+			s.logger.Error("cannot read prompt overrides; keeping current prompts", slog.String("dir", s.dir), slog.Any("err", err))
 		}
 		return err
 	}
@@ -311,7 +311,7 @@ func (s *Set) reload(strict bool) error {
 			errs = append(errs, err)
 			continue
 		}
-		s.logger.Error("prompt override rejected; keeping the last good version", slog.String("file", path), slog.Any("error", err))
+		s.logger.Error("prompt override rejected; keeping the last good version", slog.String("file", path), slog.Any("err", err))
 	}
 	// A deleted override falls back to the embedded template.
 	for name := range s.seen {

@@ -147,7 +147,7 @@ func (s *Sweeper) Sweep(ctx context.Context, since time.Time, dryRun bool) ([]Re
 			slog.Int("scanned", r.Scanned), slog.Int("guids", r.GUIDs), slog.Int("failed", r.Failed),
 			slog.Int("already_stored", r.AlreadyStored), slog.Int("recent", r.Recent),
 			slog.Int("duplicate", r.Duplicate), slog.Int("redelivered", r.Redelivered),
-			slog.Bool("error", r.Err != nil))
+			slog.Bool("incomplete", r.Err != nil))
 		results = append(results, r)
 	}
 	return results, nil
