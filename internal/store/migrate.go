@@ -25,6 +25,10 @@ import (
 //	A release reads every stored format that the previous release
 //	writes, and starts writing a new format only in the release after.
 //
+// A new format therefore takes two releases: the first adds what it needs
+// (a column, a codec) and reads both formats while writing the old one;
+// the next writes the new one, and its instances meet only readers.
+//
 // Each migration says, on its first line, the oldest schema version a
 // hookwise may know and still run on the database after it:
 //
@@ -37,6 +41,7 @@ import (
 // release is not rolling-compatible, and its README says so. The floor is
 // recorded with the migration, so that an older hookwise, which does not
 // have the file, can still tell whether it may run (see checkReadable).
+// Twins declare the same floor.
 
 //go:embed migrations
 var migrationFS embed.FS
@@ -131,7 +136,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	applied, err := s.appliedMigrations(ctx, s.DB)
+	applied, err := s.appliedMigrations(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
@@ -159,7 +164,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return fmt.Errorf("migrate: record the floor of %s: %w", f.name, err)
 		}
 	}
-	if applied, err = s.appliedMigrations(ctx, s.DB); err != nil {
+	if applied, err = s.appliedMigrations(ctx); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	return checkReadable(files, applied)
@@ -173,24 +178,24 @@ func (s *Store) ensureMigrationsTable(ctx context.Context) error {
 		(version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL, readable_by INTEGER)`); err != nil {
 		return err
 	}
+	// Looked up first: on PostgreSQL even an ALTER that changes nothing
+	// locks the table, which every instance's readiness check reads.
+	hasColumn := `SELECT COUNT(*) FROM pragma_table_info('hw_schema_migrations') WHERE name = 'readable_by'`
 	if s.Dialect == Postgres {
-		_, err := s.DB.ExecContext(ctx, `ALTER TABLE hw_schema_migrations ADD COLUMN IF NOT EXISTS readable_by INTEGER`)
-		return err
+		hasColumn = `SELECT COUNT(*) FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = 'hw_schema_migrations' AND column_name = 'readable_by'`
 	}
 	var n int
-	if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('hw_schema_migrations') WHERE name = 'readable_by'`).Scan(&n); err != nil {
+	if err := s.DB.QueryRowContext(ctx, hasColumn).Scan(&n); err != nil || n > 0 {
 		return err
-	}
-	if n > 0 {
-		return nil
 	}
 	_, err := s.DB.ExecContext(ctx, `ALTER TABLE hw_schema_migrations ADD COLUMN readable_by INTEGER`)
 	return err
 }
 
 // appliedMigrations reads hw_schema_migrations, by version.
-func (s *Store) appliedMigrations(ctx context.Context, db dbtx) (map[int]appliedMigration, error) {
-	rows, err := db.QueryContext(ctx, `SELECT version, COALESCE(readable_by, version) FROM hw_schema_migrations`)
+func (s *Store) appliedMigrations(ctx context.Context) (map[int]appliedMigration, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT version, COALESCE(readable_by, version) FROM hw_schema_migrations`)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}
@@ -217,8 +222,10 @@ func (s *Store) appliedMigrations(ctx context.Context, db dbtx) (map[int]applied
 // fail.
 func checkReadable(files []migration, applied map[int]appliedMigration) error {
 	known := files[len(files)-1].version
+	// The hookwises that may run are those from oldest on (see
+	// schemaVersions): every migration above any of them is readable by it.
 	newest, oldest := schemaVersions(applied)
-	if newest <= known || oldest <= known {
+	if oldest <= known {
 		return nil
 	}
 	unreadable := newest
@@ -282,7 +289,7 @@ func (s *Store) Schema(ctx context.Context) (SchemaState, error) {
 	if err != nil {
 		return SchemaState{}, err
 	}
-	applied, err := s.appliedMigrations(ctx, s.DB)
+	applied, err := s.appliedMigrations(ctx)
 	if err != nil {
 		return SchemaState{}, err
 	}

@@ -219,7 +219,7 @@ func (s *Store) Ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	applied, err := s.appliedMigrations(ctx, s.DB)
+	applied, err := s.appliedMigrations(ctx)
 	if err != nil {
 		return err
 	}
