@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -103,8 +105,8 @@ func TestUpgradeFromV8KeepsEveryRow(t *testing.T) {
 			t.Errorf("Ready after the upgrade = %v, want nil", err)
 		}
 		state, err := st.Schema(ctx)
-		if err != nil || state.Version != 9 || state.OldestReader != 8 {
-			t.Errorf("Schema after the upgrade = %+v, %v; want version 9, readable by 8", state, err)
+		if newest := newestBuiltin(t); err != nil || state.Version != newest || state.Known != newest {
+			t.Errorf("Schema after the upgrade = %+v, %v; want version %d, the newest this hookwise knows", state, err, newest)
 		}
 
 		ids := map[string]int64{}
@@ -221,9 +223,10 @@ func TestUpgradeFromV8KeepsEveryRow(t *testing.T) {
 }
 
 // During a rolling upgrade both releases run on one database: a hookwise
-// that knows schema version 8 starts on, and works with, the database the
-// current one migrated to 9 (009 is readable by 8), and each reads what
-// the other writes.
+// that knows schema version 8 starts on, and works with, the database that
+// one knowing 9 migrated (009 is readable by 8), and each reads what the
+// other writes. Both are played by this store with its migrations cut at
+// 8 and 9, on what version 8 left behind.
 func TestOlderHookwiseRunsBesideNewer(t *testing.T) {
 	t.Parallel()
 	forEachURL(t, func(t *testing.T, engine, url string) {
@@ -233,7 +236,15 @@ func TestOlderHookwiseRunsBesideNewer(t *testing.T) {
 			t.Fatal(err)
 		}
 		migrate(t, old) // the old instance as it ran before the upgrade
-		current := openURL(t, url)
+		current, err := store.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { current.Close() })
+		if err := store.KnowOnly(current, 9); err != nil {
+			t.Fatal(err)
+		}
+		migrate(t, current)
 		// The old instance restarts after the new one migrated.
 		migrate(t, old)
 		if err := old.Ready(ctx); err != nil {
@@ -293,81 +304,56 @@ func TestOlderHookwiseRunsBesideNewer(t *testing.T) {
 	})
 }
 
-// A migration without a floor ends the rolling upgrade: every hookwise that
-// does not know it refuses to start and reports not ready, saying which
-// version it needs; one with a floor lets hookwises from it on run.
+// A migration with a floor lets the hookwises that know it run; one
+// without a floor ends the rolling upgrade: every hookwise that does not
+// know it refuses to start and reports not ready, naming the versions and
+// the one it needs. Played on top of the built-in migrations (newest n):
+// n+1 readable by n, n+2 readable by n+1, n+3 without a floor.
 func TestUnreadableMigrationRefusesOlder(t *testing.T) {
 	t.Parallel()
+	n := newestBuiltin(t)
+	extra := []string{
+		fmt.Sprintf("-- readable by: %d\nCREATE TABLE hw_test_notes (id INTEGER PRIMARY KEY, note TEXT NOT NULL);\n", n),
+		fmt.Sprintf("-- readable by: %d\nCREATE INDEX hw_test_notes_note ON hw_test_notes (note);\n", n+1),
+		"-- Payloads in a format no older hookwise reads.\nALTER TABLE hw_deliveries ADD COLUMN payload_format TEXT NOT NULL DEFAULT '';\n",
+	}
 	forEachURL(t, func(t *testing.T, engine, url string) {
 		ctx := context.Background()
-		current := openURL(t, url)
-		old := openURL(t, url)
-		if err := store.KnowOnly(old, 8); err != nil {
-			t.Fatal(err)
+		current := openURL(t, url) // knows n
+		next := openURL(t, url)    // knows n+1
+		store.WithMigrations(next, withExtra(t, current, extra[:1]))
+		newer := openURL(t, url) // knows n+3 when it migrates
+		stores := map[int]*store.Store{n: current, n + 1: next}
+		steps := []struct {
+			applied int
+			refused map[int]string // by the version a store knows: its error
+			oldest  int
+		}{
+			{n + 1, nil, n},
+			{n + 2, map[int]string{n: fmt.Sprintf("database: schema version %d is newer than this hookwise knows (%d), and migration %d is not readable by it: "+
+				"run a hookwise that knows schema version %d or later", n+2, n, n+2, n+1)}, n + 1},
+			{n + 3, map[int]string{
+				n: fmt.Sprintf("database: schema version %d is newer than this hookwise knows (%d), and migration %d is not readable by it: "+
+					"run a hookwise that knows schema version %d or later", n+3, n, n+2, n+3),
+				n + 1: fmt.Sprintf("database: schema version %d is newer than this hookwise knows (%d), and migration %d is not readable by it: "+
+					"run a hookwise that knows schema version %d or later", n+3, n+1, n+3, n+3),
+			}, n + 3},
 		}
-		newer, err := store.Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { newer.Close() })
-		files := fstest.MapFS{
-			// Readable by 9: a new table.
-			"010_notes.sql": {Data: []byte("-- readable by: 9\nCREATE TABLE hw_test_notes (id INTEGER PRIMARY KEY, note TEXT NOT NULL);\n")},
-			// No floor: a new format every older hookwise would misread.
-			"011_payload_format.sql": {Data: []byte("-- Payloads in a format older hookwises cannot read.\nALTER TABLE hw_deliveries ADD COLUMN payload_format TEXT NOT NULL DEFAULT '';\n")},
-		}
-		builtin := store.Migrations(newer)
-		with := func(names ...string) fstest.MapFS {
-			set := fstest.MapFS{}
-			entries, err := fs.ReadDir(builtin, ".")
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, e := range entries {
-				data, err := fs.ReadFile(builtin, e.Name())
-				if err != nil {
-					t.Fatal(err)
-				}
-				set[e.Name()] = &fstest.MapFile{Data: data}
-			}
-			for _, n := range names {
-				set[n] = files[n]
-			}
-			return set
-		}
-
-		store.WithMigrations(newer, with("010_notes.sql"))
-		migrate(t, newer)
-		for name, st := range map[string]*store.Store{"knows 9": current} {
-			if err := st.Migrate(ctx); err != nil {
-				t.Errorf("%s: Migrate on schema version 10, readable by 9 = %v, want nil", name, err)
-			}
-			if err := st.Ready(ctx); err != nil {
-				t.Errorf("%s: Ready on schema version 10, readable by 9 = %v, want nil", name, err)
-			}
-		}
-		const want8 = "database: schema version 10 is newer than this hookwise knows (8), and migration 10 is not readable by it: run a hookwise that knows schema version 9 or later"
-		for check, err := range map[string]error{"Migrate": old.Migrate(ctx), "Ready": old.Ready(ctx)} {
-			if err == nil || err.Error() != want8 {
-				t.Errorf("knows 8: %s on schema version 10, readable by 9 = %v, want %q", check, err, want8)
-			}
-		}
-
-		store.WithMigrations(newer, with("010_notes.sql", "011_payload_format.sql"))
-		migrate(t, newer)
-		// The first migration each cannot read: 10 is readable by 9 only.
-		for known, unreadable := range map[int]int{8: 10, 9: 11} {
-			st := map[int]*store.Store{8: old, 9: current}[known]
-			want := fmt.Sprintf("database: schema version 11 is newer than this hookwise knows (%d), and migration %d is not readable by it: "+
-				"run a hookwise that knows schema version 11 or later", known, unreadable)
-			for check, err := range map[string]error{"Migrate": st.Migrate(ctx), "Ready": st.Ready(ctx)} {
-				if err == nil || err.Error() != want {
-					t.Errorf("knows %d: %s on schema version 11, not readable by older = %v, want %q", known, check, err, want)
+		for _, step := range steps {
+			store.WithMigrations(newer, withExtra(t, current, extra[:step.applied-n]))
+			migrate(t, newer)
+			for known, st := range stores {
+				want := step.refused[known]
+				for check, err := range map[string]error{"Migrate": st.Migrate(ctx), "Ready": st.Ready(ctx)} {
+					if (want == "" && err != nil) || (want != "" && (err == nil || err.Error() != want)) {
+						t.Errorf("knows %d, schema version %d: %s = %v, want %q", known, step.applied, check, err, want)
+					}
 				}
 			}
-		}
-		if state, err := newer.Schema(ctx); err != nil || state != (store.SchemaState{Version: 11, Known: 11, OldestReader: 11}) {
-			t.Errorf("Schema = %+v, %v; want version 11 readable by 11 only", state, err)
+			state, err := newer.Schema(ctx)
+			if want := (store.SchemaState{Version: step.applied, Known: step.applied, OldestReader: step.oldest}); err != nil || state != want {
+				t.Errorf("schema version %d: Schema = %+v, %v; want %+v", step.applied, state, err, want)
+			}
 		}
 	})
 }
@@ -377,23 +363,58 @@ func TestUnreadableMigrationRefusesOlder(t *testing.T) {
 // them, until a hookwise that has their files records their floors.
 func TestFloorsRecordedForEarlierMigrations(t *testing.T) {
 	t.Parallel()
+	n := newestBuiltin(t)
 	forEachURL(t, func(t *testing.T, engine, url string) {
 		ctx := context.Background()
-		current := openURL(t, url)
-		old := openURL(t, url)
-		if err := store.KnowOnly(old, 8); err != nil {
+		current := openURL(t, url) // knows n
+		newer := openURL(t, url)
+		store.WithMigrations(newer, withExtra(t, current, []string{fmt.Sprintf("-- readable by: %d\nCREATE TABLE hw_test_notes (id INTEGER PRIMARY KEY);\n", n)}))
+		migrate(t, newer)
+		if _, err := newer.DB.ExecContext(ctx, `UPDATE hw_schema_migrations SET readable_by = NULL`); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := current.DB.ExecContext(ctx, `UPDATE hw_schema_migrations SET readable_by = NULL`); err != nil {
-			t.Fatal(err)
+		want := fmt.Sprintf("database: schema version %d is newer than this hookwise knows (%d), and migration %d is not readable by it: "+
+			"run a hookwise that knows schema version %d or later", n+1, n, n+1, n+1)
+		if err := current.Migrate(ctx); err == nil || err.Error() != want {
+			t.Errorf("knows %d, floors not recorded: Migrate = %v, want %q", n, err, want)
 		}
-		const want = "database: schema version 9 is newer than this hookwise knows (8), and migration 9 is not readable by it: run a hookwise that knows schema version 9 or later"
-		if err := old.Migrate(ctx); err == nil || err.Error() != want {
-			t.Errorf("knows 8, floors not recorded: Migrate = %v, want %q", err, want)
-		}
-		migrate(t, current)
-		if err := old.Migrate(ctx); err != nil {
-			t.Errorf("knows 8, floors recorded: Migrate = %v, want nil", err)
+		migrate(t, newer)
+		if err := current.Migrate(ctx); err != nil {
+			t.Errorf("knows %d, floors recorded: Migrate = %v, want nil", n, err)
 		}
 	})
+}
+
+// newestBuiltin is the newest schema version this hookwise knows.
+func newestBuiltin(t *testing.T) int {
+	t.Helper()
+	floors, err := store.BuiltinFloors(store.SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.Max(slices.Collect(maps.Keys(floors)))
+}
+
+// withExtra returns st's migrations and, after them, one migration per
+// body in extra, numbered on from the newest.
+func withExtra(t *testing.T, st *store.Store, extra []string) fstest.MapFS {
+	t.Helper()
+	set := fstest.MapFS{}
+	files := store.Migrations(st)
+	entries, err := fs.ReadDir(files, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := fs.ReadFile(files, e.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		set[e.Name()] = &fstest.MapFile{Data: data}
+	}
+	n := newestBuiltin(t)
+	for i, body := range extra {
+		set[fmt.Sprintf("%03d_test_%d.sql", n+1+i, i)] = &fstest.MapFile{Data: []byte(body)}
+	}
+	return set
 }
