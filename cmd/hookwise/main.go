@@ -31,7 +31,7 @@ const usage = `usage: hookwise <command> [flags]
 commands:
   serve                      run the service (webhook, workers, API, metrics)
   demo [--keep]              run the whole pipeline against built-in fakes and print what happened
-  migrate                    apply database migrations and exit
+  migrate                    apply database migrations, print the schema state and exit
   check-config               print the effective configuration, secrets redacted
   version                    print the version, the commit it was built from and the Go version
   healthcheck                exit 0 when the hookwise on this host is ready (GET /readyz on
@@ -121,7 +121,14 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "migrations applied")
+		// Which older hookwises may still run on it: what a rolling
+		// upgrade needs to know.
+		state, err := st.Schema(ctx)
+		if err != nil {
+			st.Close()
+			return err
+		}
+		fmt.Fprintf(stdout, "migrations applied: %s\n", state)
 		return st.Close()
 	case "healthcheck":
 		// With metrics_listen set, /readyz is served there only.

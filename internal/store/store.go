@@ -7,13 +7,11 @@ package store
 import (
 	"context"
 	"database/sql"
-	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,9 +20,6 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the pure-Go "sqlite" driver
 )
-
-//go:embed migrations
-var migrationFS embed.FS
 
 // Dialect names the SQL engine behind a Store.
 type Dialect string
@@ -45,6 +40,9 @@ type Store struct {
 	now     func() time.Time
 	// path is the SQLite file, and wal its write-ahead log that Sync flushes.
 	path, wal string
+	// migrationFiles are the migrations this hookwise knows, NNN_name.sql
+	// files at the root (see migrate.go).
+	migrationFiles fs.FS
 }
 
 // IsPostgres reports whether url selects PostgreSQL rather than a SQLite file.
@@ -85,7 +83,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	st := &Store{DB: db, Dialect: SQLite, now: time.Now, path: path, wal: path + "-wal"}
+	st := &Store{DB: db, Dialect: SQLite, now: time.Now, path: path, wal: path + "-wal", migrationFiles: builtinMigrations(SQLite)}
 	// The first read creates the log; make its name durable too.
 	if _, err := db.ExecContext(ctx, `SELECT count(*) FROM sqlite_master`); err != nil {
 		db.Close()
@@ -114,7 +112,7 @@ func openPostgres(ctx context.Context, url string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	return &Store{DB: db, Dialect: Postgres, now: time.Now}, nil
+	return &Store{DB: db, Dialect: Postgres, now: time.Now, migrationFiles: builtinMigrations(Postgres)}, nil
 }
 
 // MigrationLock runs fn while holding a lock that keeps other instances
@@ -214,95 +212,27 @@ func (s *Store) q(query string) string {
 
 func (s *Store) millis() int64 { return s.now().UnixMilli() }
 
-// Migrate applies the migrations of our own tables that are not applied yet.
-func (s *Store) Migrate(ctx context.Context) error {
-	if _, err := s.DB.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS hw_schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	files, err := s.migrations()
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	for _, f := range files {
-		var n int
-		if err := s.DB.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM hw_schema_migrations WHERE version = ?`), f.version).Scan(&n); err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-		if n > 0 {
-			continue
-		}
-		err := s.Tx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, f.sql); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, s.q(`INSERT INTO hw_schema_migrations (version, applied_at) VALUES (?, ?)`), f.version, s.millis())
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("migrate %s: %w", f.name, err)
-		}
-	}
-	return s.checkNotNewer(ctx, files)
-}
-
-// checkNotNewer refuses a database that a newer hookwise has migrated past
-// what this one knows: its rows may be written in ways this one cannot
-// read (compressed payloads, new columns it would not maintain), and after
-// a rollback it would handle them wrongly rather than fail.
-func (s *Store) checkNotNewer(ctx context.Context, files []migration) error {
-	var newest int
-	if err := s.DB.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM hw_schema_migrations`).Scan(&newest); err != nil {
-		return fmt.Errorf("database: %w", err)
-	}
-	if known := files[len(files)-1].version; newest > known {
-		return fmt.Errorf("database: schema version %d is newer than this hookwise knows (%d): run a hookwise at least as new as the one that migrated it", newest, known)
-	}
-	return nil
-}
-
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func (s *Store) migrations() ([]migration, error) {
-	dir := "migrations/" + string(s.Dialect)
-	entries, err := fs.ReadDir(migrationFS, dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []migration
-	for _, e := range entries {
-		v, _, ok := strings.Cut(e.Name(), "_")
-		version, err := strconv.Atoi(v)
-		if !ok || err != nil {
-			return nil, fmt.Errorf("migration %s: name must start with a number and _", e.Name())
-		}
-		body, err := fs.ReadFile(migrationFS, dir+"/"+e.Name())
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, migration{version: version, name: e.Name(), sql: string(body)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	return out, nil
-}
-
-// Ready reports whether the database answers and every migration is applied.
+// Ready reports whether the database answers, every migration this
+// hookwise knows is applied, and this hookwise may run on it.
 func (s *Store) Ready(ctx context.Context) error {
 	files, err := s.migrations()
 	if err != nil {
 		return err
 	}
-	var applied int
-	if err := s.DB.QueryRowContext(ctx, `SELECT COUNT(*) FROM hw_schema_migrations`).Scan(&applied); err != nil {
-		return fmt.Errorf("database: %w", err)
+	applied, err := s.appliedMigrations(ctx)
+	if err != nil {
+		return err
 	}
-	if applied < len(files) {
-		return fmt.Errorf("database: %d of %d migrations applied", applied, len(files))
+	missing := 0
+	for _, f := range files {
+		if _, ok := applied[f.version]; !ok {
+			missing++
+		}
 	}
-	if err := s.checkNotNewer(ctx, files); err != nil {
+	if missing > 0 {
+		return fmt.Errorf("database: %d of %d migrations applied", len(files)-missing, len(files))
+	}
+	if err := checkReadable(files, applied); err != nil {
 		return err
 	}
 	// Reading is not enough: a full disk or a read-only file still answers

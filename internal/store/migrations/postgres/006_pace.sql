@@ -1,3 +1,4 @@
+-- readable by: 5
 -- The PostgreSQL twin of sqlite/006_pace.sql.
 -- The fleet's GitHub write window, on PostgreSQL shared by every instance:
 -- one row per write start, reserved before the write (possibly in the

@@ -1,3 +1,4 @@
+-- readable by: 8
 -- The PostgreSQL twin of sqlite/009_author.sql.
 CREATE TABLE hw_author_admissions (
     delivery_id BIGINT PRIMARY KEY,

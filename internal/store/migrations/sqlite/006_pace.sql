@@ -1,3 +1,6 @@
+-- readable by: 5
+-- A hookwise at 5 does not reserve its writes here: while a fleet is upgraded,
+-- the shared window counts the newer instances' writes only.
 -- The fleet's GitHub write window, on PostgreSQL shared by every instance:
 -- one row per write start, reserved before the write (possibly in the
 -- future, when the window is full), and one row per key that each

@@ -1,3 +1,4 @@
+-- Not readable by 6 (no floor): its release writes compressed payloads.
 -- Payloads are compressed (S2) by the instance that receives them, before
 -- they are stored: JSON shrinks to 20–45%, so the database writes and
 -- keeps less than half of it, and the work is spread over the requests

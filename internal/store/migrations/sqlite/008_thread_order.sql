@@ -1,3 +1,5 @@
+-- Not readable by 7 (no floor): a hookwise at 7 would move a thread's latest
+-- delivery without its latest_updated.
 -- A thread's deliveries are ordered by when GitHub last updated the thread's
 -- object as each payload shows it (its updated_at), then by delivery id: a
 -- redelivery of an old event (the sweep's, after an outage) gets a new id

@@ -1,3 +1,6 @@
+-- readable by: 8
+-- A hookwise at 8 does not cap authors: while a fleet is upgraded, the cap
+-- counts the analyses of the newer instances only.
 -- The per-author daily cap: one row per delivery the cap let through to
 -- analysis, written by the transaction that counted the author's earlier
 -- ones. author is a lower-case login. That transaction first updates the
