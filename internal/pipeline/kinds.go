@@ -222,7 +222,7 @@ func (p *Pipeline) context(ctx context.Context, t *task, th *thread) (prompt.Thr
 func renderReview(t *task, a answer) string {
 	var b strings.Builder
 	pr := t.ev.PullRequest
-	if t.kind.name == kindReviewRequest && t.ev.Reviewer != nil {
+	if t.ev.Action == "review_requested" && t.ev.Reviewer != nil {
 		fmt.Fprintf(&b, "@%s, here is a first pass to help your review.\n\n", t.ev.Reviewer.Login)
 	}
 	fmt.Fprintf(&b, "### hookwise review of %s · risk %s\n\n%s\n", shortSHA(pr.Head.SHA), a.Risk, field(a.Summary, longField))

@@ -166,7 +166,6 @@ func (p *Pipeline) Process(ctx context.Context, deliveryID int64, job string) er
 }
 
 func (p *Pipeline) process(ctx context.Context, d store.Delivery, job string, log *slog.Logger) error {
-
 	t, sk, err := p.plan(ctx, d)
 	if err != nil {
 		return err
@@ -174,67 +173,108 @@ func (p *Pipeline) process(ctx context.Context, d store.Delivery, job string, lo
 	if t == nil {
 		return p.skip(ctx, d, sk, log)
 	}
-	thread := t.thread()
-	log = log.With("thread", thread)
-	_, stored := p.storedAnalysis(ctx, d.ID)
-
-	// Coalesce: only the newest delivery of a thread is analysed, once the
-	// thread has been quiet for a while; the others end here.
-	updated := t.updated(d.ReceivedAt)
-	st, err := p.store.NoteThread(ctx, thread, d.ID, d.ReceivedAt, updated)
+	r := &run{p: p, d: d, t: t, job: job, log: log.With("thread", t.thread()), updated: t.updated(d.ReceivedAt)}
+	_, r.stored = p.storedAnalysis(ctx, d.ID)
+	if sk, err := r.coalesce(ctx); sk != nil || err != nil {
+		return r.end(ctx, sk, err)
+	}
+	unlock, err := r.lease(ctx)
 	if err != nil {
 		return err
 	}
-	if !stored {
-		if wait, err := p.newerUnplanned(ctx, d, t); err != nil || wait {
-			if err != nil {
-				return err
-			}
-			return busyError{why: "a newer event on " + thread + " is not planned yet", wait: time.Second}
-		}
-		if st.LatestDelivery != d.ID {
-			return p.skip(ctx, d, skipf("coalesced", "delivery %d is newer on %s and is analysed instead", st.LatestDelivery, thread), log)
-		}
-		if wait := st.LatestAt.Add(t.settings.QuietPeriod).Sub(p.now()); wait > 0 {
-			return busyError{why: thread + " is not quiet yet", wait: wait + 10*time.Millisecond}
-		}
+	defer unlock()
+	if sk, err := r.admit(ctx); sk != nil || err != nil {
+		return r.end(ctx, sk, err)
 	}
+	return r.answer(ctx)
+}
 
-	// The lease belongs to the job, not the delivery: a retry of this job
-	// (after a crash) takes it back at once, while a second job for the same
-	// delivery (a replay) waits its turn.
-	owner := job
-	ok, err := p.store.LockThread(ctx, thread, owner, p.leaseTTL)
+// run is one job's handling of a planned delivery, step by step.
+type run struct {
+	p       *Pipeline
+	d       store.Delivery
+	t       *task
+	job     string
+	log     *slog.Logger
+	stored  bool      // the model's answer for d is stored already
+	updated time.Time // when GitHub last changed the thread, as d shows it
+}
+
+// end ends the run with err, or else as skipped for sk.
+func (r *run) end(ctx context.Context, sk *skip, err error) error {
 	if err != nil {
 		return err
+	}
+	return r.p.skip(ctx, r.d, sk, r.log)
+}
+
+// coalesce lets only the newest delivery of a thread be analysed, once
+// the thread has been quiet for a while; the others end here. A delivery
+// whose answer is stored was let through before.
+func (r *run) coalesce(ctx context.Context) (*skip, error) {
+	thread := r.t.thread()
+	st, err := r.p.store.NoteThread(ctx, thread, r.d.ID, r.d.ReceivedAt, r.updated)
+	if err != nil || r.stored {
+		return nil, err
+	}
+	if wait, err := r.p.newerUnplanned(ctx, r.d, r.t); err != nil || wait {
+		if err != nil {
+			return nil, err
+		}
+		return nil, busyError{why: "a newer event on " + thread + " is not planned yet", wait: time.Second}
+	}
+	if st.LatestDelivery != r.d.ID {
+		return skipf("coalesced", "delivery %d is newer on %s and is analysed instead", st.LatestDelivery, thread), nil
+	}
+	if wait := st.LatestAt.Add(r.t.settings.QuietPeriod).Sub(r.p.now()); wait > 0 {
+		return nil, busyError{why: thread + " is not quiet yet", wait: wait + 10*time.Millisecond}
+	}
+	return nil, nil
+}
+
+// lease takes the thread for this job, and returns what gives it back.
+// The lease belongs to the job, not the delivery: a retry of this job
+// (after a crash) takes it back at once, while a second job for the same
+// delivery (a replay) waits its turn.
+func (r *run) lease(ctx context.Context) (func(), error) {
+	thread := r.t.thread()
+	ok, err := r.p.store.LockThread(ctx, thread, r.job, r.p.leaseTTL)
+	if err != nil {
+		return nil, err
 	}
 	if !ok {
-		return busyError{why: "thread " + thread + " is being handled by another job", wait: 3 * time.Second}
+		return nil, busyError{why: "thread " + thread + " is being handled by another job", wait: 3 * time.Second}
 	}
-	defer func() {
-		if uerr := p.store.UnlockThread(context.WithoutCancel(ctx), thread, owner); uerr != nil {
-			log.Warn("unlock thread", "err", uerr)
+	return func() {
+		if err := r.p.store.UnlockThread(context.WithoutCancel(ctx), thread, r.job); err != nil {
+			r.log.Warn("unlock thread", "err", err)
 		}
-	}()
-	if stored {
-		// An answer stored before a newer one was posted (a retry that
-		// waited out a GitHub outage, a batch that came back late) must not
-		// overwrite the newer one.
-		st, err := p.store.Thread(ctx, thread)
-		if err != nil {
-			return err
-		}
-		if store.Newer(st.AnalysedUpdated, st.AnalysedDelivery, updated, d.ID) {
-			return p.skip(ctx, d, skipf("coalesced", "delivery %d's newer analysis of %s is posted", st.AnalysedDelivery, thread), log)
-		}
-	} else if sk, err := p.admit(ctx, d, t); sk != nil || err != nil {
-		if err != nil {
-			return err
-		}
-		return p.skip(ctx, d, sk, log)
-	}
+	}, nil
+}
 
-	grant, err := p.claimWrites(ctx, d, t, job, stored)
+// admit decides, under the lease, whether d is still worth answering: a
+// new delivery goes through the spend filters; a stored answer must not
+// overwrite a newer one already posted (a retry that waited out a GitHub
+// outage, a batch that came back late).
+func (r *run) admit(ctx context.Context) (*skip, error) {
+	if !r.stored {
+		return r.p.admit(ctx, r.d, r.t)
+	}
+	st, err := r.p.store.Thread(ctx, r.t.thread())
+	if err != nil {
+		return nil, err
+	}
+	if store.Newer(st.AnalysedUpdated, st.AnalysedDelivery, r.updated, r.d.ID) {
+		return skipf("coalesced", "delivery %d's newer analysis of %s is posted", st.AnalysedDelivery, r.t.thread()), nil
+	}
+	return nil, nil
+}
+
+// answer claims the writes of the answer, gets the answer (stored, or
+// from the model) and writes it to GitHub.
+func (r *run) answer(ctx context.Context) error {
+	p, d, t := r.p, r.d, r.t
+	grant, err := p.claimWrites(ctx, d, t, r.job, r.stored)
 	if err != nil {
 		return err
 	}
@@ -242,27 +282,26 @@ func (p *Pipeline) process(ctx context.Context, d store.Delivery, job string, lo
 	ctx = pace.WithGrant(ctx, grant)
 	a, err := p.analyse(ctx, d, t)
 	var held *budgetHeld
-	if errors.As(err, &held) {
-		return p.hold(ctx, d, t, held, log)
-	}
-	if errors.Is(err, errBatched) {
+	switch {
+	case errors.As(err, &held):
+		return p.hold(ctx, d, t, held, r.log)
+	case errors.Is(err, errBatched):
 		// The delivery waits for the Message Batches API; its job ends
 		// here, and the periodic job queues a new one with the answer.
-		log.Info("delivery waits for the Message Batches API")
+		r.log.Info("delivery waits for the Message Batches API")
 		p.m.outcome(d.Event, "batched")
 		return nil
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
-	if err := p.store.MarkAnalysed(ctx, thread, d.ID, updated, t.seen); err != nil {
+	if err := p.store.MarkAnalysed(ctx, t.thread(), d.ID, r.updated, t.seen); err != nil {
 		return err
 	}
 	summary, err := p.act(ctx, d, t, a)
 	if err != nil {
 		return err
 	}
-	log.Info("delivery handled", "result", summary, "model", a.Model,
+	r.log.Info("delivery handled", "result", summary, "model", a.Model,
 		"input_tokens", a.InputTokens, "output_tokens", a.OutputTokens)
 	p.m.outcome(d.Event, "done")
 	return p.store.SetDeliveryStatus(ctx, d.ID, store.StatusDone, summary)
