@@ -762,154 +762,182 @@ func (c *Config) loadPrivateKeyFile(env map[string]string) error {
 // Validate checks everything but credentials, which only serving needs (see
 // ValidateForServe). Every problem is reported, each naming its key.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
-	}
-	atLeast := func(key string, got, min int) {
-		if got < min {
-			bad(key, "must be at least %d, got %d", min, got)
+	var pr problems
+	c.validateServer(&pr)
+	c.GitHub.validate(&pr)
+	c.Anthropic.validate(&pr)
+	pr.add(c.Budget.validate()...)
+	c.validateRetention(&pr)
+	c.Queue.validate(&pr)
+	pr.positive("shutdown_timeout", c.ShutdownTimeout)
+	c.Sweep.validate(&pr)
+	pr.add(c.Webhook.validate()...)
+	pr.add(c.Defaults.validate("defaults")...)
+	for i, r := range c.Repositories {
+		key := fmt.Sprintf("repositories[%d]", i)
+		if err := validateMatch(r.Match); err != nil {
+			pr.bad(key+".match", "%v", err)
 		}
+		pr.add(r.RepoSettings.validate(key)...)
 	}
-	positive := func(key string, d Duration) {
-		if d <= 0 {
-			bad(key, "must be positive, got %s", d)
-		}
-	}
-	checkURL := func(key, s string) {
-		u, err := url.Parse(s)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad(key, "want an http:// or https:// URL, got %q", RedactURL(s))
-		}
-	}
+	return errors.Join(pr.errs...)
+}
 
+// problems collects what is wrong with a configuration, each naming its
+// key.
+type problems struct{ errs []error }
+
+func (pr *problems) add(errs ...error) { pr.errs = append(pr.errs, errs...) }
+
+func (pr *problems) bad(key, format string, args ...any) {
+	pr.errs = append(pr.errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+}
+
+func (pr *problems) atLeast(key string, got, min int) {
+	if got < min {
+		pr.bad(key, "must be at least %d, got %d", min, got)
+	}
+}
+
+func (pr *problems) positive(key string, d Duration) {
+	if d <= 0 {
+		pr.bad(key, "must be positive, got %s", d)
+	}
+}
+
+func (pr *problems) notNegative(key string, d Duration, zero string) {
+	if d < 0 {
+		pr.bad(key, "must not be negative (0 %s), got %s", zero, d)
+	}
+}
+
+func (pr *problems) url(key, s string) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		pr.bad(key, "want an http:// or https:// URL, got %q", RedactURL(s))
+	}
+}
+
+// validateServer checks the listeners, the database and the log format.
+func (c Config) validateServer(pr *problems) {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		bad("listen", "want host:port (e.g. \":8080\"), got %q", c.Listen)
+		pr.bad("listen", "want host:port (e.g. \":8080\"), got %q", c.Listen)
 	}
 	if c.MetricsListen != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
-			bad("metrics_listen", "want host:port (e.g. \":9090\") or nothing, got %q", c.MetricsListen)
+			pr.bad("metrics_listen", "want host:port (e.g. \":9090\") or nothing, got %q", c.MetricsListen)
 		} else if c.MetricsListen == c.Listen {
-			bad("metrics_listen", "must differ from listen (%q): leave it empty to serve /metrics there", c.Listen)
+			pr.bad("metrics_listen", "must differ from listen (%q): leave it empty to serve /metrics there", c.Listen)
 		}
 	}
 	if c.DatabaseURL == "" {
-		bad("database_url", "must not be empty")
+		pr.bad("database_url", "must not be empty")
 	} else if c.UsesPostgres() {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || u.Host == "" && u.RawQuery == "" {
 			// The URL may hold a password: never echo it.
-			bad("database_url", "not a valid PostgreSQL URL")
+			pr.bad("database_url", "not a valid PostgreSQL URL")
 		}
 	}
-	if c.DatabaseMaxConnections < 2 {
-		bad("database_max_connections", "must be at least 2, got %d", c.DatabaseMaxConnections)
-	}
+	pr.atLeast("database_max_connections", c.DatabaseMaxConnections, 2)
 	switch c.LogFormat {
 	case "", "json", "text":
 	default:
-		bad("log_format", `want "json", "text" or "" (auto), got %q`, c.LogFormat)
+		pr.bad("log_format", `want "json", "text" or "" (auto), got %q`, c.LogFormat)
 	}
+}
 
-	for i, s := range c.GitHub.WebhookSecrets {
+func (g GitHubConfig) validate(pr *problems) {
+	for i, s := range g.WebhookSecrets {
 		if s == "" {
-			bad(fmt.Sprintf("github.webhook_secrets[%d]", i), "must not be empty")
+			pr.bad(fmt.Sprintf("github.webhook_secrets[%d]", i), "must not be empty")
 		}
 	}
-	if c.GitHub.AppID < 0 {
-		bad("github.app_id", "must not be negative, got %d", c.GitHub.AppID)
+	if g.AppID < 0 {
+		pr.bad("github.app_id", "must not be negative, got %d", g.AppID)
 	}
-	checkURL("github.api_url", c.GitHub.APIURL)
-	atLeast("github.writes_per_minute", c.GitHub.WritesPerMinute, 1)
-	atLeast("github.writes_per_hour", c.GitHub.WritesPerHour, 1)
-	atLeast("github.max_concurrency", c.GitHub.MaxConcurrency, 1)
-	for i, l := range c.GitHub.BotLogins {
+	pr.url("github.api_url", g.APIURL)
+	pr.atLeast("github.writes_per_minute", g.WritesPerMinute, 1)
+	pr.atLeast("github.writes_per_hour", g.WritesPerHour, 1)
+	pr.atLeast("github.max_concurrency", g.MaxConcurrency, 1)
+	for i, l := range g.BotLogins {
 		if strings.TrimSpace(l) == "" {
-			bad(fmt.Sprintf("github.bot_logins[%d]", i), "must not be empty")
+			pr.bad(fmt.Sprintf("github.bot_logins[%d]", i), "must not be empty")
 		}
 	}
-	errs = append(errs, c.GitHub.validateAllowlist()...)
+	pr.add(g.validateAllowlist()...)
+}
 
-	if c.Anthropic.BaseURL != "" {
-		checkURL("anthropic.base_url", c.Anthropic.BaseURL)
+func (a AnthropicConfig) validate(pr *problems) {
+	if a.BaseURL != "" {
+		pr.url("anthropic.base_url", a.BaseURL)
 	}
-	if c.Anthropic.Model == "" {
-		bad("anthropic.model", "must not be empty")
+	if a.Model == "" {
+		pr.bad("anthropic.model", "must not be empty")
 	}
-	atLeast("anthropic.max_concurrency", c.Anthropic.MaxConcurrency, 1)
-	atLeast("anthropic.max_tokens", c.Anthropic.MaxTokens, 1)
-	positive("anthropic.batch_interval", c.Anthropic.BatchInterval)
-	for model, p := range c.Anthropic.Prices {
+	pr.atLeast("anthropic.max_concurrency", a.MaxConcurrency, 1)
+	pr.atLeast("anthropic.max_tokens", a.MaxTokens, 1)
+	pr.positive("anthropic.batch_interval", a.BatchInterval)
+	for model, p := range a.Prices {
 		key := "anthropic.prices." + model
 		if model == "" {
-			bad(key, "model id prefix must not be empty")
+			pr.bad(key, "model id prefix must not be empty")
 		}
 		for _, f := range []struct {
 			name string
 			v    float64
 		}{{"input", p.Input}, {"output", p.Output}, {"cache_write", p.CacheWrite}, {"cache_read", p.CacheRead}} {
 			if !(f.v >= 0) || math.IsInf(f.v, 0) {
-				bad(key+"."+f.name, "want dollars per million tokens, at least 0, got %v", f.v)
+				pr.bad(key+"."+f.name, "want dollars per million tokens, at least 0, got %v", f.v)
 			}
 		}
 		if p.Input == 0 || p.Output == 0 {
-			bad(key, "input and output prices must both be set")
+			pr.bad(key, "input and output prices must both be set")
 		}
 	}
-	errs = append(errs, c.Budget.validate()...)
-	// Re-analysis limits count a thread's answers of the last 24 hours, and
-	// monthly budgets the month's spending.
+}
+
+// validateRetention: re-analysis limits count a thread's answers of the
+// last 24 hours, and monthly budgets the month's spending.
+func (c Config) validateRetention(pr *problems) {
 	if c.Retention.Deliveries < Duration(48*time.Hour) {
-		bad("retention.deliveries", "must be at least 48h, got %s", c.Retention.Deliveries)
+		pr.bad("retention.deliveries", "must be at least 48h, got %s", c.Retention.Deliveries)
 	}
 	if c.Retention.Ledger < Duration(32*24*time.Hour) {
-		bad("retention.ledger", "must be at least 768h (32 days: a monthly budget needs its month), got %s", c.Retention.Ledger)
+		pr.bad("retention.ledger", "must be at least 768h (32 days: a monthly budget needs its month), got %s", c.Retention.Ledger)
 	}
-	positive("retention.jobs", c.Retention.Jobs)
-	if c.Retention.Interval < 0 {
-		bad("retention.interval", "must not be negative (0 turns pruning off), got %s", c.Retention.Interval)
-	}
+	pr.positive("retention.jobs", c.Retention.Jobs)
+	pr.notNegative("retention.interval", c.Retention.Interval, "turns pruning off")
+}
 
-	atLeast("queue.workers", c.Queue.Workers, 1)
-	atLeast("queue.max_attempts", c.Queue.MaxAttempts, 1)
-	positive("queue.job_timeout", c.Queue.JobTimeout)
-	if c.Queue.RescueAfter <= c.Queue.JobTimeout {
-		bad("queue.rescue_after", "must be greater than queue.job_timeout (%s), got %s", c.Queue.JobTimeout, c.Queue.RescueAfter)
+func (q QueueConfig) validate(pr *problems) {
+	pr.atLeast("queue.workers", q.Workers, 1)
+	pr.atLeast("queue.max_attempts", q.MaxAttempts, 1)
+	pr.positive("queue.job_timeout", q.JobTimeout)
+	if q.RescueAfter <= q.JobTimeout {
+		pr.bad("queue.rescue_after", "must be greater than queue.job_timeout (%s), got %s", q.JobTimeout, q.RescueAfter)
 	}
-	positive("queue.max_age", c.Queue.MaxAge)
-	positive("queue.max_backoff", c.Queue.MaxBackoff)
-	pr := c.Queue.Priorities
-	for i, p := range []int{pr.ReviewRequest, pr.Review, pr.WorkflowRun, pr.Triage} {
-		if p < 1 || p > 4 {
+	pr.positive("queue.max_age", q.MaxAge)
+	pr.positive("queue.max_backoff", q.MaxBackoff)
+	p := q.Priorities
+	for i, n := range []int{p.ReviewRequest, p.Review, p.WorkflowRun, p.Triage} {
+		if n < 1 || n > 4 {
 			key := []string{"review_request", "review", "workflow_run", "triage"}[i]
-			bad("queue.priorities."+key, "must be 1 (first) to 4 (last), got %d", p)
+			pr.bad("queue.priorities."+key, "must be 1 (first) to 4 (last), got %d", n)
 		}
 	}
-	if c.Queue.DrainAlert < 0 {
-		bad("queue.drain_alert", "must not be negative (0 turns the alert off), got %s", c.Queue.DrainAlert)
-	}
-	positive("shutdown_timeout", c.ShutdownTimeout)
-	for i, h := range c.Sweep.Hooks {
-		if err := validHook(h); err != nil {
-			bad(fmt.Sprintf("sweep.hooks[%d]", i), "%v", err)
-		}
-	}
-	if c.Sweep.Interval < 0 {
-		bad("sweep.interval", "must not be negative (0 turns the sweep off), got %s", c.Sweep.Interval)
-	}
-	if c.Sweep.Window <= 0 || c.Sweep.Window > Duration(72*time.Hour) {
-		bad("sweep.window", "must be positive and at most 72h (GitHub keeps deliveries 3 days), got %s", c.Sweep.Window)
-	}
+	pr.notNegative("queue.drain_alert", q.DrainAlert, "turns the alert off")
+}
 
-	errs = append(errs, c.Webhook.validate()...)
-	errs = append(errs, c.Defaults.validate("defaults")...)
-	for i, r := range c.Repositories {
-		key := fmt.Sprintf("repositories[%d]", i)
-		if err := validateMatch(r.Match); err != nil {
-			bad(key+".match", "%v", err)
+func (s SweepConfig) validate(pr *problems) {
+	for i, h := range s.Hooks {
+		if err := validHook(h); err != nil {
+			pr.bad(fmt.Sprintf("sweep.hooks[%d]", i), "%v", err)
 		}
-		errs = append(errs, r.RepoSettings.validate(key)...)
 	}
-	return errors.Join(errs...)
+	pr.notNegative("sweep.interval", s.Interval, "turns the sweep off")
+	if s.Window <= 0 || s.Window > Duration(72*time.Hour) {
+		pr.bad("sweep.window", "must be positive and at most 72h (GitHub keeps deliveries 3 days), got %s", s.Window)
+	}
 }
 
 func (w WebhookConfig) validate() []error {
