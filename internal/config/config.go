@@ -636,101 +636,112 @@ func keyLines(b []byte) map[int]string {
 
 // applyEnv overrides c with the environment. Empty variables count as unset.
 func (c *Config) applyEnv(env map[string]string) error {
-	var errs []error
-	str := func(name string, dst *string) {
-		if v := env[name]; v != "" {
-			*dst = v
-		}
-	}
-	secret := func(name string, dst *Secret) {
-		if v := env[name]; v != "" {
-			*dst = Secret(v)
-		}
-	}
-	integer := func(name string, set func(int64)) {
-		v := env[name]
-		if v == "" {
-			return
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: want a whole number, got %q", name, v))
-			return
-		}
-		set(n)
-	}
+	e := &envReader{env: env}
+	e.str("HOOKWISE_LISTEN", &c.Listen)
+	e.str("HOOKWISE_METRICS_LISTEN", &c.MetricsListen)
+	e.str("HOOKWISE_DATABASE_URL", &c.DatabaseURL)
+	e.integer("HOOKWISE_DATABASE_MAX_CONNECTIONS", func(n int64) { c.DatabaseMaxConnections = int(n) })
+	e.secret("HOOKWISE_ADMIN_TOKEN", &c.AdminToken)
+	e.str("HOOKWISE_LOG_FORMAT", &c.LogFormat)
+	e.str("HOOKWISE_PROMPTS_DIR", &c.PromptsDir)
+	e.integer("HOOKWISE_WORKERS", func(n int64) { c.Queue.Workers = int(n) })
+	e.list("HOOKWISE_ALLOW_SOURCES", &c.Webhook.AllowSources)
+	e.list("HOOKWISE_TRUSTED_PROXIES", &c.Webhook.TrustedProxies)
+	c.GitHub.applyEnv(e)
+	e.secret("ANTHROPIC_API_KEY", &c.Anthropic.APIKey)
+	e.str("ANTHROPIC_BASE_URL", &c.Anthropic.BaseURL)
+	e.str("ANTHROPIC_MODEL", &c.Anthropic.Model)
+	e.dollars("HOOKWISE_BUDGET_DAILY", &c.Budget.Daily)
+	e.dollars("HOOKWISE_BUDGET_MONTHLY", &c.Budget.Monthly)
+	e.secret("HOOKWISE_ALERT_WEBHOOK", &c.Budget.AlertWebhook)
+	return errors.Join(e.errs...)
+}
 
-	list := func(name string, dst *[]string) {
-		var items []string
-		for s := range strings.SplitSeq(env[name], ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				items = append(items, s)
-			}
-		}
-		if len(items) > 0 {
-			*dst = items
+func (g *GitHubConfig) applyEnv(e *envReader) {
+	var secrets []string
+	e.list("GITHUB_WEBHOOK_SECRET", &secrets)
+	if len(secrets) > 0 {
+		g.WebhookSecrets = nil
+		for _, s := range secrets {
+			g.WebhookSecrets = append(g.WebhookSecrets, Secret(s))
 		}
 	}
-
-	str("HOOKWISE_LISTEN", &c.Listen)
-	str("HOOKWISE_METRICS_LISTEN", &c.MetricsListen)
-	str("HOOKWISE_DATABASE_URL", &c.DatabaseURL)
-	integer("HOOKWISE_DATABASE_MAX_CONNECTIONS", func(n int64) { c.DatabaseMaxConnections = int(n) })
-	secret("HOOKWISE_ADMIN_TOKEN", &c.AdminToken)
-	str("HOOKWISE_LOG_FORMAT", &c.LogFormat)
-	str("HOOKWISE_PROMPTS_DIR", &c.PromptsDir)
-	integer("HOOKWISE_WORKERS", func(n int64) { c.Queue.Workers = int(n) })
-
-	if v := env["GITHUB_WEBHOOK_SECRET"]; v != "" {
-		var secrets []Secret
-		for s := range strings.SplitSeq(v, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				secrets = append(secrets, Secret(s))
-			}
-		}
-		if len(secrets) > 0 {
-			c.GitHub.WebhookSecrets = secrets
-		}
-	}
-	list("HOOKWISE_ALLOW_SOURCES", &c.Webhook.AllowSources)
-	list("HOOKWISE_TRUSTED_PROXIES", &c.Webhook.TrustedProxies)
-	secret("GITHUB_TOKEN", &c.GitHub.Token)
-	integer("GITHUB_APP_ID", func(n int64) { c.GitHub.AppID = n })
+	e.secret("GITHUB_TOKEN", &g.Token)
+	e.integer("GITHUB_APP_ID", func(n int64) { g.AppID = n })
 	// A key from the environment replaces the file's key in either form.
-	key, keyFile := env["GITHUB_APP_PRIVATE_KEY"], env["GITHUB_APP_PRIVATE_KEY_FILE"]
+	key, keyFile := e.env["GITHUB_APP_PRIVATE_KEY"], e.env["GITHUB_APP_PRIVATE_KEY_FILE"]
 	switch {
 	case key != "" && keyFile != "":
-		errs = append(errs, errors.New("GITHUB_APP_PRIVATE_KEY_FILE: set either it or GITHUB_APP_PRIVATE_KEY, not both"))
+		e.errs = append(e.errs, errors.New("GITHUB_APP_PRIVATE_KEY_FILE: set either it or GITHUB_APP_PRIVATE_KEY, not both"))
 	case key != "":
-		c.GitHub.AppPrivateKey, c.GitHub.AppPrivateKeyFile = Secret(key), ""
+		g.AppPrivateKey, g.AppPrivateKeyFile = Secret(key), ""
 	case keyFile != "":
-		c.GitHub.AppPrivateKey, c.GitHub.AppPrivateKeyFile = "", keyFile
+		g.AppPrivateKey, g.AppPrivateKeyFile = "", keyFile
 	}
-	str("GITHUB_API_URL", &c.GitHub.APIURL)
-	errs = append(errs, c.GitHub.allowlistFromEnv(env)...)
-	integer("GITHUB_WRITES_PER_MINUTE", func(n int64) { c.GitHub.WritesPerMinute = int(n) })
-	integer("GITHUB_WRITES_PER_HOUR", func(n int64) { c.GitHub.WritesPerHour = int(n) })
+	e.str("GITHUB_API_URL", &g.APIURL)
+	e.errs = append(e.errs, g.allowlistFromEnv(e.env)...)
+	e.integer("GITHUB_WRITES_PER_MINUTE", func(n int64) { g.WritesPerMinute = int(n) })
+	e.integer("GITHUB_WRITES_PER_HOUR", func(n int64) { g.WritesPerHour = int(n) })
+}
 
-	secret("ANTHROPIC_API_KEY", &c.Anthropic.APIKey)
-	str("ANTHROPIC_BASE_URL", &c.Anthropic.BaseURL)
-	str("ANTHROPIC_MODEL", &c.Anthropic.Model)
+// envReader sets configuration from environment variables: an unset or
+// empty variable leaves the value alone; a malformed one is an error
+// naming the variable.
+type envReader struct {
+	env  map[string]string
+	errs []error
+}
 
-	dollars := func(name string, dst *float64) {
-		v := env[name]
-		if v == "" {
-			return
-		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: want an amount in dollars like 5 or 0.50, got %q", name, v))
-			return
-		}
-		*dst = f
+func (e *envReader) str(name string, dst *string) {
+	if v := e.env[name]; v != "" {
+		*dst = v
 	}
-	dollars("HOOKWISE_BUDGET_DAILY", &c.Budget.Daily)
-	dollars("HOOKWISE_BUDGET_MONTHLY", &c.Budget.Monthly)
-	secret("HOOKWISE_ALERT_WEBHOOK", &c.Budget.AlertWebhook)
-	return errors.Join(errs...)
+}
+
+func (e *envReader) secret(name string, dst *Secret) {
+	if v := e.env[name]; v != "" {
+		*dst = Secret(v)
+	}
+}
+
+func (e *envReader) integer(name string, set func(int64)) {
+	v := e.env[name]
+	if v == "" {
+		return
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: want a whole number, got %q", name, v))
+		return
+	}
+	set(n)
+}
+
+func (e *envReader) dollars(name string, dst *float64) {
+	v := e.env[name]
+	if v == "" {
+		return
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: want an amount in dollars like 5 or 0.50, got %q", name, v))
+		return
+	}
+	*dst = f
+}
+
+// list reads a comma-separated list; one that holds nothing but commas
+// and spaces leaves the value alone.
+func (e *envReader) list(name string, dst *[]string) {
+	var items []string
+	for s := range strings.SplitSeq(e.env[name], ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			items = append(items, s)
+		}
+	}
+	if len(items) > 0 {
+		*dst = items
+	}
 }
 
 // loadPrivateKeyFile reads AppPrivateKeyFile into AppPrivateKey. Errors name
