@@ -556,13 +556,29 @@ func toError(err error, resp *github.Response, token string) error {
 	if errors.As(err, &e) {
 		return e // from our own transport (installation token), already classified
 	}
-	var (
-		hr        *http.Response
-		msg       string
-		rate      *github.Rate
-		secondary bool
-		retry     *time.Duration
-	)
+	a := answerOf(err, resp)
+	if a.hr == nil {
+		return &Error{Message: redact(err.Error(), token), Err: err}
+	}
+	e = &Error{Status: a.hr.StatusCode, Message: a.msg, RequestID: a.hr.Header.Get(github.HeaderRequestID)}
+	if e.Message == "" {
+		e.Message = http.StatusText(a.hr.StatusCode)
+	}
+	e.Message = redact(e.Message, token)
+	a.limits(e, time.Now())
+	return e
+}
+
+// answer is what go-github's error says of GitHub's answer.
+type answer struct {
+	hr        *http.Response
+	msg       string
+	rate      *github.Rate   // a primary rate limit, possibly known only client-side
+	secondary bool           // a secondary rate limit
+	retry     *time.Duration // go-github's reading of a secondary limit's wait
+}
+
+func answerOf(err error, resp *github.Response) answer {
 	var (
 		rle   *github.RateLimitError
 		abuse *github.AbuseRateLimitError
@@ -570,11 +586,11 @@ func toError(err error, resp *github.Response, token string) error {
 	)
 	switch {
 	case errors.As(err, &rle):
-		hr, msg, rate = rle.Response, rle.Message, &rle.Rate
+		return answer{hr: rle.Response, msg: rle.Message, rate: &rle.Rate}
 	case errors.As(err, &abuse):
-		hr, msg, retry, secondary = abuse.Response, abuse.Message, abuse.RetryAfter, true
+		return answer{hr: abuse.Response, msg: abuse.Message, retry: abuse.RetryAfter, secondary: true}
 	case errors.As(err, &er):
-		hr, msg = er.Response, er.Message
+		msg := er.Message
 		for _, d := range er.Errors {
 			switch {
 			case d.Message != "":
@@ -583,54 +599,48 @@ func toError(err error, resp *github.Response, token string) error {
 				msg += fmt.Sprintf("; %s.%s: %s", d.Resource, d.Field, d.Code)
 			}
 		}
+		return answer{hr: er.Response, msg: msg}
 	case resp != nil && resp.Response != nil && (resp.StatusCode < 200 || resp.StatusCode > 299):
-		hr, msg = resp.Response, err.Error()
+		return answer{hr: resp.Response, msg: err.Error()}
 	}
-	if hr == nil {
-		return &Error{Message: redact(err.Error(), token), Err: err}
-	}
+	return answer{}
+}
 
-	e = &Error{Status: hr.StatusCode, Message: msg, RequestID: hr.Header.Get(github.HeaderRequestID)}
-	if e.Message == "" {
-		e.Message = http.StatusText(hr.StatusCode)
+// limits sets whether e is a rate limit and how long it asks to wait:
+// retry-after, else the primary limit's reset, else a minute for a
+// secondary limit (GitHub's advice); never more than pace.MaxRetryAfter,
+// so that no answer snoozes a job for a day.
+func (a answer) limits(e *Error, now time.Time) {
+	h, status := a.hr.Header, a.hr.StatusCode
+	limited := status == http.StatusForbidden || status == http.StatusTooManyRequests
+	if d, ok := pace.RetryAfter(h, now); ok {
+		e.RetryAfter, e.RateLimited = d, limited
 	}
-	e.Message = redact(e.Message, token)
-	now := time.Now()
-	limited := hr.StatusCode == http.StatusForbidden || hr.StatusCode == http.StatusTooManyRequests
-	if d, ok := pace.RetryAfter(hr.Header, now); ok {
-		e.RetryAfter = d
-		e.RateLimited = limited
-	}
-	if limited && hr.Header.Get(github.HeaderRateRemaining) == "0" {
+	if limited && h.Get(github.HeaderRateRemaining) == "0" {
 		e.RateLimited = true
-		if e.RetryAfter == 0 {
-			if s, err := strconv.ParseInt(hr.Header.Get(github.HeaderRateReset), 10, 64); err == nil {
-				e.RetryAfter = untilReset(time.Unix(s, 0), now)
-			}
+		if s, err := strconv.ParseInt(h.Get(github.HeaderRateReset), 10, 64); err == nil && e.RetryAfter == 0 {
+			e.RetryAfter = untilReset(time.Unix(s, 0), now)
 		}
 	}
-	if rate != nil { // primary limit, possibly known only client-side
+	if a.rate != nil {
 		e.RateLimited = true
 		if e.RetryAfter == 0 {
-			e.RetryAfter = untilReset(rate.Reset.Time, now)
+			e.RetryAfter = untilReset(a.rate.Reset.Time, now)
 		}
 	}
-	if secondary || (limited && strings.Contains(strings.ToLower(msg), "secondary rate limit")) {
+	if a.secondary || (limited && strings.Contains(strings.ToLower(a.msg), "secondary rate limit")) {
 		e.RateLimited = true
-		if retry != nil && e.RetryAfter == 0 {
-			e.RetryAfter = max(*retry, 0)
+		if a.retry != nil && e.RetryAfter == 0 {
+			e.RetryAfter = max(*a.retry, 0)
 		}
 		if e.RetryAfter == 0 {
 			e.RetryAfter = secondaryDefaultWait
 		}
 	}
-	if hr.StatusCode == http.StatusTooManyRequests {
+	if status == http.StatusTooManyRequests {
 		e.RateLimited = true
 	}
-	// Whatever the headers say, a wait is bounded: a job is not snoozed
-	// for a day by one answer.
 	e.RetryAfter = min(e.RetryAfter, pace.MaxRetryAfter)
-	return e
 }
 
 // untilReset is the wait until a rate-limit reset, rounded up to whole
