@@ -163,7 +163,29 @@ func (s *Sweeper) sweepHook(ctx context.Context, h gh.Hook, since, now time.Time
 		return r
 	}
 	r.Scanned = len(ds)
+	byGUID := eventsOf(ds)
+	r.GUIDs = len(byGUID)
+	failed := failedEvents(byGUID)
+	r.Failed = len(failed)
+	if len(failed) == 0 {
+		return r
+	}
+	guids := make([]string, len(failed))
+	for i, e := range failed {
+		guids[i] = e.guid
+	}
+	known, err := s.Store.KnownGUIDs(ctx, guids)
+	if err != nil {
+		r.Err = fmt.Errorf("sweep %s: %w", h, err)
+		return r
+	}
+	s.redeliver(ctx, h, failed, known, requested, now, dryRun, &r)
+	return r
+}
 
+// eventsOf groups a hook's delivery attempts by GUID: one event each,
+// with its first attempt, its newest, and whether any succeeded.
+func eventsOf(ds []gh.HookDelivery) map[string]*event {
 	byGUID := make(map[string]*event)
 	for _, d := range ds {
 		if d.GUID == "" {
@@ -184,29 +206,27 @@ func (s *Sweeper) sweepHook(ctx context.Context, h gh.Hook, since, now time.Time
 			e.newest = d
 		}
 	}
-	r.GUIDs = len(byGUID)
+	return byGUID
+}
 
+// failedEvents are the events no attempt of which succeeded, oldest first.
+func failedEvents(byGUID map[string]*event) []*event {
 	var failed []*event
-	var guids []string
 	for _, e := range byGUID {
 		if !e.ok {
 			failed = append(failed, e)
-			guids = append(guids, e.guid)
 		}
-	}
-	r.Failed = len(failed)
-	if len(failed) == 0 {
-		return r
 	}
 	slices.SortFunc(failed, func(a, b *event) int {
 		return cmp.Or(a.first.Compare(b.first), cmp.Compare(a.guid, b.guid))
 	})
-	known, err := s.Store.KnownGUIDs(ctx, guids)
-	if err != nil {
-		r.Err = fmt.Errorf("sweep %s: %w", h, err)
-		return r
-	}
+	return failed
+}
 
+// redeliver asks GitHub again for each failed event that is not stored,
+// not asked for in this sweep already, and not so recent that GitHub may
+// still be retrying it; it counts each kind in r.
+func (s *Sweeper) redeliver(ctx context.Context, h gh.Hook, failed []*event, known, requested map[string]bool, now time.Time, dryRun bool, r *Result) {
 	grace := s.Grace
 	if grace <= 0 {
 		grace = DefaultGrace
@@ -238,7 +258,6 @@ func (s *Sweeper) sweepHook(ctx context.Context, h gh.Hook, since, now time.Time
 		r.Requested = append(r.Requested, e.guid)
 	}
 	r.Err = errors.Join(errs...)
-	return r
 }
 
 // stopHook reports whether a failed redelivery request should end the
