@@ -144,8 +144,9 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	pipe := pipeline.New(st, github, model, prompts, cfg, pipeline.NewMetrics(reg), log)
-	pipe.SetWriteGate(ghPace, writeAhead)
+	popts := PipelineOptions(cfg)
+	popts.Gate, popts.WriteAhead = ghPace, writeAhead
+	pipe := pipeline.New(st, github, model, prompts, popts, pipeline.NewMetrics(reg), log)
 	q, err := queue.New(st, queue.Options{
 		Workers:     cfg.Queue.Workers,
 		MaxAttempts: cfg.Queue.MaxAttempts,
@@ -193,6 +194,38 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		handler: handler, internal: internal, stopWebhook: sync.OnceFunc(wh.Close), drain: newDrainAlarm(cfg, ghPace, log)}, nil
 }
 
+// PipelineOptions are what the pipeline works by, from cfg: the one place
+// that maps the configuration onto it. The write gate is the caller's to
+// add.
+func PipelineOptions(cfg config.Config) pipeline.Options {
+	prices := make(map[string]cost.Price, len(cfg.Anthropic.Prices))
+	for k, v := range cfg.Anthropic.Prices {
+		prices[k] = cost.Price{Input: v.Input, Output: v.Output, CacheWrite: v.CacheWrite, CacheRead: v.CacheRead}
+	}
+	opts := pipeline.Options{
+		Settings:      cfg.For,
+		AllowedOwners: cfg.GitHub.AllowedOwners, AllowedInstallations: cfg.GitHub.AllowedInstallations,
+		BotLogins: cfg.GitHub.BotLogins,
+		MaxTokens: cfg.Anthropic.MaxTokens,
+		Prices:    cost.NewTable(prices), Budgets: cost.NewBudgets(cfg.Budget),
+		OnLimit: cfg.Budget.OnLimit, FallbackModel: cfg.Budget.FallbackModel,
+		LeaseTTL:   time.Duration(cfg.Queue.JobTimeout) + time.Minute,
+		Priorities: cfg.Queue.Priorities,
+	}
+	if n := notifier(cfg); n != nil {
+		opts.Alerter = n
+	}
+	return opts
+}
+
+// notifier sends alerts to budget.alert_webhook; nil when none is set.
+func notifier(cfg config.Config) *cost.Notifier {
+	if cfg.Budget.AlertWebhook == "" {
+		return nil
+	}
+	return &cost.Notifier{URL: cfg.Budget.AlertWebhook.Value(), Format: cfg.Budget.AlertFormat}
+}
+
 // newDrainAlarm watches the write backlogs of ghPace, or returns nil when
 // queue.drain_alert is 0.
 func newDrainAlarm(cfg config.Config, ghPace *pace.Transport, log *slog.Logger) *drainAlarm {
@@ -202,8 +235,7 @@ func newDrainAlarm(cfg config.Config, ghPace *pace.Transport, log *slog.Logger) 
 	threshold := time.Duration(cfg.Queue.DrainAlert)
 	a := &drainAlarm{threshold: threshold, every: min(max(threshold/20, time.Second), drainCheckEvery),
 		backlogs: ghPace.Backlogs, log: log, now: time.Now, since: map[string]time.Time{}}
-	if cfg.Budget.AlertWebhook != "" {
-		n := &cost.Notifier{URL: cfg.Budget.AlertWebhook.Value(), Format: cfg.Budget.AlertFormat}
+	if n := notifier(cfg); n != nil {
 		a.notify = n.Notify
 	}
 	return a

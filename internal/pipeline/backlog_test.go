@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookwise/hookwise/internal/app"
+
 	"github.com/hookwise/hookwise/internal/claude"
 	"github.com/hookwise/hookwise/internal/config"
 	"github.com/hookwise/hookwise/internal/fake"
@@ -85,8 +87,9 @@ func newBacklog(t *testing.T, writesPerHour int) *backlog {
 		t.Fatal(err)
 	}
 	cfg.Defaults.QuietPeriod = new(config.Duration)
-	h.p = pipeline.New(h.st, ghc, claude.New(claude.Options{APIKey: modelKey, BaseURL: modelSrv.URL}), prompts, cfg, pipeline.NewMetrics(nil), nil)
-	h.p.SetWriteGate(paced, 30*time.Second)
+	opts := app.PipelineOptions(cfg)
+	opts.Gate, opts.WriteAhead = paced, 30*time.Second
+	h.p = pipeline.New(h.st, ghc, claude.New(claude.Options{APIKey: modelKey, BaseURL: modelSrv.URL}), prompts, opts, pipeline.NewMetrics(nil), nil)
 	for _, r := range []string{"busy/app", "quiet/app", "acme/web"} {
 		h.github.SetRepoLabels(r, []string{"bug", "question"})
 	}

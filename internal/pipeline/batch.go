@@ -327,7 +327,7 @@ func (p *Pipeline) apply(ctx context.Context, batchID string, it store.BatchItem
 	res, callErr := r.Result, r.Err
 	model := cmp.Or(res.Model, br.Model)
 	usage := usageOf(res)
-	micros := p.prices.For(model).Batch().Micros(usage)
+	micros := p.opts.Prices.For(model).Batch().Micros(usage)
 	result := res.JSON
 	if callErr == nil && len(br.Omitted) > 0 {
 		// As from the Messages API: the answer names the files left out.

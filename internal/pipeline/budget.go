@@ -38,14 +38,14 @@ func (p *Pipeline) reserve(ctx context.Context, d store.Delivery, t *task, req *
 		DeliveryID: d.ID, Repo: d.Repo, Owner: t.repo.Owner, InstallationID: d.InstallationID,
 		Thread: t.thread(), Event: d.EventName(), Kind: t.kind.name, Batch: batch,
 	}
-	ttl := p.leaseTTL
+	ttl := p.opts.LeaseTTL
 	if batch {
 		ttl = batchTTL
 	}
-	limits := p.budgets.Limits(d.Repo, d.InstallationID, p.now())
+	limits := p.opts.Budgets.Limits(d.Repo, d.InstallationID, p.now())
 	try := func(model string) (int64, error) {
 		call.Model = model
-		price := p.prices.For(model)
+		price := p.opts.Prices.For(model)
 		if batch {
 			price = price.Batch()
 		}
@@ -59,9 +59,9 @@ func (p *Pipeline) reserve(ctx context.Context, d store.Delivery, t *task, req *
 	}
 	p.m.refusals.WithLabelValues(over.Limit.Scope).Inc()
 	p.alertReached(ctx, over)
-	action := p.cfg.Budget.OnLimit
+	action := p.opts.OnLimit
 	if action == config.OnLimitFallback {
-		if fb := p.cfg.Budget.FallbackModel; fb != req.Model {
+		if fb := p.opts.FallbackModel; fb != req.Model {
 			id, err := try(fb)
 			if err == nil {
 				p.deliveryLog(d).Info("budget: falling back to a cheaper model", "model", fb, "budget", over.Error())
@@ -139,13 +139,13 @@ func (p *Pipeline) settle(ctx context.Context, d store.Delivery, id int64, model
 // it set off.
 func (p *Pipeline) spend(ctx context.Context, d store.Delivery, model string, micros int64) {
 	p.m.cost.WithLabelValues(model, d.Event).Add(float64(micros) / 1e6)
-	for _, l := range p.budgets.Limits(d.Repo, d.InstallationID, p.now()) {
+	for _, l := range p.opts.Budgets.Limits(d.Repo, d.InstallationID, p.now()) {
 		spent, err := p.store.Spent(ctx, l)
 		if err != nil {
 			p.log.Error("budget spent", "scope", l.Scope, "err", err)
 			continue
 		}
-		p.alert(ctx, l, spent, cost.Crossed(p.budgets.Thresholds(), spent, l.Micros))
+		p.alert(ctx, l, spent, cost.Crossed(p.opts.Budgets.Thresholds(), spent, l.Micros))
 	}
 }
 
@@ -153,7 +153,7 @@ func (p *Pipeline) spend(ctx context.Context, d store.Delivery, model string, mi
 // was refused, so the budget is reached whatever the settled spending says.
 func (p *Pipeline) alertReached(ctx context.Context, over *store.OverBudget) {
 	var upTo []int
-	for _, t := range p.budgets.Thresholds() {
+	for _, t := range p.opts.Budgets.Thresholds() {
 		if t <= 100 {
 			upTo = append(upTo, t)
 		}
@@ -182,13 +182,13 @@ func (p *Pipeline) alert(ctx context.Context, l store.Limit, spent int64, thresh
 func (p *Pipeline) SendAlert(ctx context.Context, a store.AlertRow) {
 	log := p.log.With("scope", a.Scope, "period", a.Period, "threshold", a.Threshold,
 		"spent_usd", float64(a.Spent)/1e6, "limit_usd", float64(a.Limit)/1e6)
-	if p.alerter == nil {
+	if p.opts.Alerter == nil {
 		log.Warn("budget alert (no budget.alert_webhook configured)")
 		return
 	}
 	sendCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	err := p.alerter.Send(sendCtx, cost.Alert{Scope: a.Scope, Period: a.Period, Threshold: a.Threshold,
+	err := p.opts.Alerter.Send(sendCtx, cost.Alert{Scope: a.Scope, Period: a.Period, Threshold: a.Threshold,
 		SpentUSD: float64(a.Spent) / 1e6, LimitUSD: float64(a.Limit) / 1e6})
 	if err != nil {
 		log.Warn("send budget alert", "err", err)
@@ -202,7 +202,7 @@ func (p *Pipeline) SendAlert(ctx context.Context, a store.AlertRow) {
 
 // RetryAlerts sends again the alerts that could not be sent.
 func (p *Pipeline) RetryAlerts(ctx context.Context) error {
-	if p.alerter == nil {
+	if p.opts.Alerter == nil {
 		return nil
 	}
 	rows, err := p.store.Alerts(ctx, true, 10)

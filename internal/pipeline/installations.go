@@ -11,8 +11,7 @@ import (
 // github.allowed_owners and github.allowed_installations gets nothing (no
 // model call, no GitHub call), or returns nil when it is served. Both lists
 // empty serve everyone; configuration refuses that in App mode.
-func notAllowed(g config.GitHubConfig, ev *event) *skip {
-	owners, ids := g.AllowedOwners, g.AllowedInstallations
+func notAllowed(owners []string, ids []int64, ev *event) *skip {
 	if len(owners) == 0 && len(ids) == 0 {
 		return nil
 	}

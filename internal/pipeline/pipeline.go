@@ -66,49 +66,57 @@ type Alerter interface {
 	Send(ctx context.Context, a cost.Alert) error
 }
 
+// Options are what the pipeline works by. app builds them from the
+// configuration (app.PipelineOptions); the pipeline reads nothing else of
+// it.
+type Options struct {
+	// Settings returns what hookwise does in a repository ("owner/name").
+	Settings func(repo string) config.Settings
+	// AllowedOwners and AllowedInstallations are the accounts served;
+	// both empty serve everyone (see notAllowed).
+	AllowedOwners        []string
+	AllowedInstallations []int64
+	// BotLogins are accounts taken as bots besides GitHub's own.
+	BotLogins []string
+	// MaxTokens caps what a kind of analysis may ask for.
+	MaxTokens int
+	Prices    cost.Table
+	Budgets   cost.Budgets
+	// OnLimit and FallbackModel say what a call that would pass a budget
+	// does: config.BudgetConfig's on_limit and fallback_model.
+	OnLimit, FallbackModel string
+	// Alerter sends budget alerts; nil records and logs them only.
+	Alerter Alerter
+	// LeaseTTL bounds how long a crashed worker keeps a thread locked; a
+	// budget reservation is marked overdue after it (and keeps counting).
+	LeaseTTL time.Duration
+	// Priorities rank the work waiting for GitHub's write allowance.
+	Priorities config.Priorities
+	// Gate promises the writes of an answer before the model is asked,
+	// which must be able to start within WriteAhead; nil claims nothing.
+	Gate       WriteGate
+	WriteAhead time.Duration
+}
+
 // Pipeline processes deliveries. It is safe for concurrent use.
 type Pipeline struct {
 	store   *store.Store
 	github  GitHub
 	model   Model
 	prompts Prompts
-	cfg     config.Config
+	opts    Options
 	log     *slog.Logger
 	m       *Metrics
-	// leaseTTL bounds how long a crashed worker keeps a thread locked; a
-	// budget reservation is marked overdue after it (and keeps counting).
-	leaseTTL time.Duration
-	prices   cost.Table
-	budgets  cost.Budgets
-	est      cost.Estimator
-	alerter  Alerter // nil: alerts are recorded and logged only
-	now      func() time.Time
-	// gate promises the writes of an answer before the model is asked;
-	// nil claims nothing (see SetWriteGate).
-	gate  WriteGate
-	ahead time.Duration
+	est     cost.Estimator
+	now     func() time.Time
 }
 
 // New builds a Pipeline.
-func New(st *store.Store, github GitHub, model Model, prompts Prompts, cfg config.Config, m *Metrics, log *slog.Logger) *Pipeline {
+func New(st *store.Store, github GitHub, model Model, prompts Prompts, opts Options, m *Metrics, log *slog.Logger) *Pipeline {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ttl := time.Duration(cfg.Queue.JobTimeout) + time.Minute
-	p := &Pipeline{store: st, github: github, model: model, prompts: prompts, cfg: cfg, log: log, m: m, leaseTTL: ttl,
-		prices: cost.NewTable(prices(cfg.Anthropic.Prices)), budgets: cost.NewBudgets(cfg.Budget), now: time.Now}
-	if cfg.Budget.AlertWebhook != "" {
-		p.alerter = &cost.Notifier{URL: cfg.Budget.AlertWebhook.Value(), Format: cfg.Budget.AlertFormat}
-	}
-	return p
-}
-
-func prices(in map[string]config.Price) map[string]cost.Price {
-	out := make(map[string]cost.Price, len(in))
-	for k, v := range in {
-		out[k] = cost.Price{Input: v.Input, Output: v.Output, CacheWrite: v.CacheWrite, CacheRead: v.CacheRead}
-	}
-	return out
+	return &Pipeline{store: st, github: github, model: model, prompts: prompts, opts: opts, log: log, m: m, now: time.Now}
 }
 
 // GaveUp records that a delivery's processing failed for good: a permanent
@@ -238,7 +246,7 @@ func (r *run) coalesce(ctx context.Context) (*skip, error) {
 // delivery (a replay) waits its turn.
 func (r *run) lease(ctx context.Context) (func(), error) {
 	thread := r.t.thread()
-	ok, err := r.p.store.LockThread(ctx, thread, r.job, r.p.leaseTTL)
+	ok, err := r.p.store.LockThread(ctx, thread, r.job, r.p.opts.LeaseTTL)
 	if err != nil {
 		return nil, err
 	}
@@ -404,7 +412,7 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 		System:    system,
 		Prompt:    user,
 		Schema:    t.kind.schema,
-		MaxTokens: min(t.kind.maxTokens, p.cfg.Anthropic.MaxTokens),
+		MaxTokens: min(t.kind.maxTokens, p.opts.MaxTokens),
 	}
 	chars := len(system) + len(user) + t.kind.schemaChars()
 	usageID, estimate, err := p.reserve(ctx, d, t, &req, chars, batch)
@@ -428,7 +436,7 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 		model = req.Model
 	}
 	usage := usageOf(res)
-	micros := p.prices.For(model).Micros(usage)
+	micros := p.opts.Prices.For(model).Micros(usage)
 	if ce := (*claude.Error)(nil); errors.As(err, &ce) && ce.Unanswered {
 		// Sent, and no answer: the API may have run it and billed it.
 		// Charge the estimate, so that lost answers never let spending

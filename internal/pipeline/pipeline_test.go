@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookwise/hookwise/internal/app"
+
 	"github.com/hookwise/hookwise/internal/claude"
 	"github.com/hookwise/hookwise/internal/config"
 	"github.com/hookwise/hookwise/internal/fake"
@@ -93,7 +95,7 @@ func newHarnessWith(t testing.TB, cfg config.Config, opts fake.AnthropicOptions,
 		cfg.Defaults.QuietPeriod = new(config.Duration)
 	}
 	h.rebuild = func(cfg config.Config) *pipeline.Pipeline {
-		return pipeline.New(st, ghc, mc, prompts, cfg, pipeline.NewMetrics(nil), nil)
+		return pipeline.New(st, ghc, mc, prompts, app.PipelineOptions(cfg), pipeline.NewMetrics(nil), nil)
 	}
 	h.p = h.rebuild(cfg)
 	return h

@@ -54,7 +54,7 @@ func (p *Pipeline) plan(ctx context.Context, d store.Delivery) (*task, *skip, er
 	if sk := p.routable(d, &ev); sk != nil {
 		return nil, sk, nil
 	}
-	settings := p.cfg.For(ev.Repository.FullName)
+	settings := p.opts.Settings(ev.Repository.FullName)
 	if !settings.Enabled(d.Event, ev.Action) {
 		return nil, skipf("not_enabled", "%s not enabled for this repository", d.EventName()), nil
 	}
@@ -79,7 +79,7 @@ func (p *Pipeline) routable(d store.Delivery, ev *event) *skip {
 	if ev.Repository.FullName == "" {
 		return skipf("no_repository", "event has no repository")
 	}
-	if sk := notAllowed(p.cfg.GitHub, ev); sk != nil {
+	if sk := notAllowed(p.opts.AllowedOwners, p.opts.AllowedInstallations, ev); sk != nil {
 		return sk
 	}
 	if !slices.Contains(config.SupportedEvents(), d.EventName()) {
@@ -134,7 +134,7 @@ func (p *Pipeline) fromBot(u user) *skip {
 	if u.Type == "Bot" || strings.HasSuffix(u.Login, "[bot]") {
 		return skipf("bot", "sent by a bot (%s)", u.Login)
 	}
-	for _, b := range p.cfg.GitHub.BotLogins {
+	for _, b := range p.opts.BotLogins {
 		if strings.EqualFold(b, u.Login) {
 			return skipf("bot", "sent by a configured bot (%s)", u.Login)
 		}

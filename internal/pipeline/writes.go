@@ -18,31 +18,24 @@ type WriteGate interface {
 	Withdraw(job string)
 }
 
-// SetWriteGate makes Process claim the writes an answer needs from g
-// before it asks the model, so that what is paid for is posted within
-// ahead rather than hours later; without a gate nothing is claimed.
-func (p *Pipeline) SetWriteGate(g WriteGate, ahead time.Duration) {
-	p.gate, p.ahead = g, ahead
-}
-
 // claimWrites asks the gate for the writes t's answer will need. A job
 // whose answer is stored already has paid for it and is served first. A
 // job that will not write now (the answer comes from the Message Batches
 // API) claims nothing.
 func (p *Pipeline) claimWrites(ctx context.Context, d store.Delivery, t *task, job string, stored bool) (*pace.Grant, error) {
-	if p.gate == nil || (!stored && t.settings.Batched(d.Event, d.Action)) {
+	if p.opts.Gate == nil || (!stored && t.settings.Batched(d.Event, d.Action)) {
 		return nil, nil
 	}
 	n, err := p.writesNeeded(ctx, t)
 	if err != nil || n == 0 {
 		return nil, err
 	}
-	priority := p.cfg.Queue.Priorities.For(d.Event, d.Action)
+	priority := p.opts.Priorities.For(d.Event, d.Action)
 	if stored {
 		priority = 0
 	}
 	c := pace.Claim{Key: p.github.WriteKey(t.repo), Repo: t.repo.String(), Job: job, Priority: priority, Writes: n, Arrived: d.ReceivedAt}
-	return p.gate.Admit(ctx, c, p.ahead)
+	return p.opts.Gate.Admit(ctx, c, p.opts.WriteAhead)
 }
 
 // writesNeeded is the most writes an answer to t makes: per thread it
@@ -77,8 +70,8 @@ func (p *Pipeline) writesNeeded(ctx context.Context, t *task) (int, error) {
 func (p *Pipeline) noteWait(ctx context.Context, d store.Delivery, job string, err error, log *slog.Logger) {
 	var wait *pace.WaitError
 	if !errors.As(err, &wait) {
-		if p.gate != nil {
-			p.gate.Withdraw(job)
+		if p.opts.Gate != nil {
+			p.opts.Gate.Withdraw(job)
 		}
 		return
 	}
