@@ -108,9 +108,45 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ghPace, github, model, err := upstreams(cfg, st, reg)
+	if err != nil {
+		return nil, err
+	}
+	prompts, err := prompt.New(cfg.PromptsDir, log)
+	if err != nil {
+		return nil, err
+	}
+	popts := PipelineOptions(cfg)
+	popts.Gate, popts.WriteAhead = ghPace, writeAhead
+	pipe := pipeline.New(st, github, model, prompts, popts, pipeline.NewMetrics(reg), log)
+	q, err := newQueue(cfg, st, pipe, github, log)
+	if err != nil {
+		return nil, err
+	}
+	reg.MustRegister(web.JobsCollector(q), web.BudgetCollector(st, cost.NewBudgets(cfg.Budget), time.Now))
+	ingest := webhookOptions(cfg, st, q, reg, log)
+	wh := webhook.New(ingest)
+	a := &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, allow: ingest.Allow, github: github,
+		stopWebhook: sync.OnceFunc(wh.Close), drain: newDrainAlarm(cfg, ghPace, log)}
+	opts := web.Options{
+		Store: st, Queue: q, Webhook: wh, Gatherer: reg, Backlogs: ghPace.Backlogs,
+		AdminToken: cfg.AdminToken.Value(), Logger: log,
+	}
+	a.handler = web.NewHandler(opts)
+	if cfg.MetricsListen != "" {
+		// The port that faces the internet gets the webhook and /healthz:
+		// nothing there makes the database work for a stranger.
+		a.handler = web.NewHandler(web.Options{Webhook: wh, Logger: log})
+		opts.Webhook = nil
+		a.internal = web.NewHandler(opts)
+	}
+	return a, nil
+}
 
-	// Pacing wraps the instrumented transport: waits are not counted as
-	// upstream latency, and every request that is sent is.
+// upstreams builds the paced clients of GitHub and Claude. Pacing wraps
+// the instrumented transport: waits are not counted as upstream latency,
+// and every request that is sent is.
+func upstreams(cfg config.Config, st *store.Store, reg prometheus.Registerer) (*pace.Transport, *gh.Client, *claude.Client, error) {
 	ghOpts := pace.Options{
 		Upstream:        pace.GitHub,
 		WritesPerMinute: cfg.GitHub.WritesPerMinute,
@@ -130,7 +166,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	ghPace := pace.NewTransport(instrumented(reg, "github"), ghOpts)
 	github, err := newGitHub(cfg, &http.Client{Transport: ghPace, Timeout: 5 * time.Minute})
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	model := claude.New(claude.Options{
 		HTTPClient: &http.Client{Timeout: 5 * time.Minute, Transport: pace.NewTransport(instrumented(reg, "anthropic"),
@@ -140,14 +176,13 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 		MaxConcurrency: cfg.Anthropic.MaxConcurrency,
 		SlotWait:       snoozeAfter(cfg),
 	})
-	prompts, err := prompt.New(cfg.PromptsDir, log)
-	if err != nil {
-		return nil, err
-	}
-	popts := PipelineOptions(cfg)
-	popts.Gate, popts.WriteAhead = ghPace, writeAhead
-	pipe := pipeline.New(st, github, model, prompts, popts, pipeline.NewMetrics(reg), log)
-	q, err := queue.New(st, queue.Options{
+	return ghPace, github, model, nil
+}
+
+// newQueue builds the River client with the pipeline as its processor and
+// the leader's periodic jobs.
+func newQueue(cfg config.Config, st *store.Store, pipe *pipeline.Pipeline, github *gh.Client, log *slog.Logger) (*queue.Queue, error) {
+	return queue.New(st, queue.Options{
 		Workers:     cfg.Queue.Workers,
 		MaxAttempts: cfg.Queue.MaxAttempts,
 		MaxAge:      time.Duration(cfg.Queue.MaxAge),
@@ -166,10 +201,11 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 			river.AddWorker(w, newBatchWorker(cfg, pipe)) // the Message Batches API (batches.go)
 		},
 	})
-	if err != nil {
-		return nil, err
-	}
-	reg.MustRegister(web.JobsCollector(q), web.BudgetCollector(st, cost.NewBudgets(cfg.Budget), time.Now))
+}
+
+// webhookOptions configures ingest: the secrets, where deliveries are
+// stored, and the guards of the front door.
+func webhookOptions(cfg config.Config, st *store.Store, q *queue.Queue, reg prometheus.Registerer, log *slog.Logger) webhook.Options {
 	var secrets [][]byte
 	for _, s := range cfg.GitHub.WebhookSecrets {
 		secrets = append(secrets, []byte(s.Value()))
@@ -177,21 +213,7 @@ func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {
 	ingest := webhook.Options{Secrets: secrets, Persister: q, Logger: log, Registerer: reg}
 	ingest.Committers, ingest.DurableCommits = st.CommitProfile()
 	guardWebhook(&ingest, cfg.Webhook)
-	wh := webhook.New(ingest)
-	opts := web.Options{
-		Store: st, Queue: q, Webhook: wh, Gatherer: reg, Backlogs: ghPace.Backlogs,
-		AdminToken: cfg.AdminToken.Value(), Logger: log,
-	}
-	handler, internal := web.NewHandler(opts), http.Handler(nil)
-	if cfg.MetricsListen != "" {
-		// The port that faces the internet gets the webhook and /healthz:
-		// nothing there makes the database work for a stranger.
-		handler = web.NewHandler(web.Options{Webhook: wh, Logger: log})
-		opts.Webhook = nil
-		internal = web.NewHandler(opts)
-	}
-	return &App{cfg: cfg, log: log, Store: st, Queue: q, webhook: wh, allow: ingest.Allow, github: github,
-		handler: handler, internal: internal, stopWebhook: sync.OnceFunc(wh.Close), drain: newDrainAlarm(cfg, ghPace, log)}, nil
+	return ingest
 }
 
 // PipelineOptions are what the pipeline works by, from cfg: the one place
@@ -346,6 +368,14 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	case err := <-served:
 		runErr = fmt.Errorf("serve: %w", err)
 	}
+	a.shutdown(ctx, srv, metricsSrv)
+	return runErr
+}
+
+// shutdown ends serving gracefully: the listeners first, then the
+// webhook's committers, then the running jobs, each given
+// shutdown_timeout.
+func (a *App) shutdown(ctx context.Context, srv, metricsSrv *http.Server) {
 	timeout := time.Duration(a.cfg.ShutdownTimeout)
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
@@ -368,7 +398,6 @@ func (a *App) Run(ctx context.Context, ln net.Listener) error {
 	if err := a.Queue.Stop(jobs); err != nil {
 		a.log.Warn("queue stop", "err", err)
 	}
-	return runErr
 }
 
 // Close stops the webhook's committers and releases the store.
