@@ -340,6 +340,24 @@ type dispatcher struct {
 	store *store.Store
 }
 
+// Dispatch tuning. A chunk is one transaction: on SQLite it holds the only
+// writer, so it is kept short enough that a webhook commit waiting behind
+// it still answers within a few milliseconds. While deliveries are coming
+// in, the dispatcher rests dispatchYield times as long as each chunk took:
+// the jobs it enqueues are what the workers then spend the machine on, and
+// the webhook's senders are waiting while the queue is not. What is not
+// dispatched yet stays in its row, durable, for the next chunk.
+const (
+	dispatchChunk = 100
+	dispatchYield = 3
+	// dispatchRun bounds one run: the next periodic run goes on from
+	// where it stopped, and a run never nears the job timeout.
+	dispatchRun = 20 * time.Second
+	// ingestRecent is how recently a delivery must have been stored for
+	// the webhook to count as busy.
+	ingestRecent = 200 * time.Millisecond
+)
+
 // Work claims undispatched deliveries, and deferred deliveries whose budget
 // has reset, and enqueues their jobs, a chunk per transaction, until none
 // is left.
@@ -348,34 +366,53 @@ func (d *dispatcher) Work(ctx context.Context, _ *river.Job[DispatchArgs]) error
 	if err != nil {
 		return err
 	}
-	for {
-		n := 0
-		err := d.store.Tx(ctx, func(tx *sql.Tx) error {
-			ids, err := d.store.ClaimUndispatchedTx(ctx, tx, 500)
-			if err != nil {
-				return err
-			}
-			resumed, err := d.store.ResumeDueTx(ctx, tx, 500-len(ids))
-			if err != nil {
-				return err
-			}
-			ids = append(ids, resumed...)
-			if len(ids) == 0 {
-				return nil
-			}
-			n = len(ids)
-			params := make([]river.InsertManyParams, len(ids))
-			for i, id := range ids {
-				params[i] = river.InsertManyParams{Args: ProcessArgs{DeliveryID: id}}
-			}
-			_, err = client.InsertManyTx(ctx, tx, params)
-			return err
-		})
+	deadline := time.Now().Add(dispatchRun)
+	for time.Now().Before(deadline) {
+		start := time.Now()
+		n, err := d.chunk(ctx, client)
 		if err != nil {
 			return fmt.Errorf("dispatch deliveries: %w", err)
 		}
 		if n == 0 {
 			return nil
 		}
+		if d.store.Ingesting(ingestRecent) {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(dispatchYield * time.Since(start)):
+			}
+		}
 	}
+	return nil
+}
+
+// chunk dispatches up to dispatchChunk deliveries in one transaction and
+// returns how many.
+func (d *dispatcher) chunk(ctx context.Context, client *river.Client[*sql.Tx]) (int, error) {
+	n := 0
+	err := d.store.Tx(ctx, func(tx *sql.Tx) error {
+		claims, err := d.store.ClaimUndispatchedTx(ctx, tx, dispatchChunk)
+		if err != nil {
+			return err
+		}
+		resumed, err := d.store.ResumeDueTx(ctx, tx, dispatchChunk-len(claims))
+		if err != nil {
+			return err
+		}
+		n = len(claims) + len(resumed)
+		if n == 0 {
+			return nil
+		}
+		params := make([]river.InsertManyParams, 0, n)
+		for _, c := range claims {
+			params = append(params, river.InsertManyParams{Args: ProcessArgs{DeliveryID: c.ID}})
+		}
+		for _, id := range resumed {
+			params = append(params, river.InsertManyParams{Args: ProcessArgs{DeliveryID: id}})
+		}
+		_, err = client.InsertManyTx(ctx, tx, params)
+		return err
+	})
+	return n, err
 }

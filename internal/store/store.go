@@ -16,11 +16,12 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
-	_ "modernc.org/sqlite"             // registers the pure-Go "sqlite" driver
+	"modernc.org/sqlite"
 )
 
 //go:embed migrations
@@ -45,7 +46,13 @@ type Store struct {
 	now     func() time.Time
 	// path is the SQLite file, and wal its write-ahead log that Sync flushes.
 	path, wal string
+	// ingestAt is when PersistDeliveries last ran (Unix nanoseconds).
+	ingestAt atomic.Int64
 }
+
+// sqliteConns is how many connections a SQLite store opens: one writes at
+// a time, the others read meanwhile.
+const sqliteConns = 4
 
 // IsPostgres reports whether url selects PostgreSQL rather than a SQLite file.
 func IsPostgres(url string) bool {
@@ -74,13 +81,12 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	// A checkpoint syncs the WAL before copying it into the database.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
 		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
-	}
-	// SQLite allows one writer; River's SQLite driver asks for a single
-	// connection so its internal work never meets SQLITE_BUSY.
-	db.SetMaxOpenConns(1)
+	// SQLite allows one writer: every write passes one gate (gate.go), so
+	// that none meets SQLITE_BUSY (which River's SQLite driver avoids
+	// otherwise with a single connection), while reads run beside it.
+	db := sql.OpenDB(&gatedConnector{dsn: dsn, gate: &writeGate{}, drv: &sqlite.Driver{}})
+	db.SetMaxOpenConns(sqliteConns)
+	db.SetMaxIdleConns(sqliteConns)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open database: %w", err)
