@@ -384,10 +384,11 @@ func (s *Store) setDeliveryStatus(ctx context.Context, db dbtx, id int64, status
 // Claim is a delivery the dispatcher claimed: what its job needs, and
 // what a job's priority can be told from without reading the payload.
 type Claim struct {
-	ID     int64
-	Event  string
-	Action string
-	Repo   string
+	ID         int64
+	Event      string
+	Action     string
+	Repo       string
+	ReceivedAt time.Time
 }
 
 // ClaimUndispatchedTx marks up to limit deliveries whose processing job is
@@ -398,7 +399,7 @@ func (s *Store) ClaimUndispatchedTx(ctx context.Context, tx *sql.Tx, limit int) 
 	// waited for another's rows sees them claimed once that one commits.
 	rows, err := tx.QueryContext(ctx, s.q(`UPDATE hw_deliveries SET dispatched = 1
 		WHERE id IN (SELECT id FROM hw_deliveries WHERE dispatched = 0 ORDER BY id LIMIT ?) AND dispatched = 0
-		RETURNING id, event, action, repo`), limit)
+		RETURNING id, event, action, repo, received_at`), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim undispatched deliveries: %w", err)
 	}
@@ -406,9 +407,11 @@ func (s *Store) ClaimUndispatchedTx(ctx context.Context, tx *sql.Tx, limit int) 
 	var claims []Claim
 	for rows.Next() {
 		var c Claim
-		if err := rows.Scan(&c.ID, &c.Event, &c.Action, &c.Repo); err != nil {
+		var received int64
+		if err := rows.Scan(&c.ID, &c.Event, &c.Action, &c.Repo, &received); err != nil {
 			return nil, fmt.Errorf("claim undispatched deliveries: %w", err)
 		}
+		c.ReceivedAt = time.UnixMilli(received).UTC()
 		claims = append(claims, c)
 	}
 	if err := rows.Err(); err != nil {

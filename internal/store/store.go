@@ -48,6 +48,8 @@ type Store struct {
 	path, wal string
 	// ingestAt is when PersistDeliveries last ran (Unix nanoseconds).
 	ingestAt atomic.Int64
+	// stopCheckpoints ends the background checkpoints (SQLite).
+	stopCheckpoints func()
 }
 
 // sqliteConns is how many connections a SQLite store opens: one writes at
@@ -79,12 +81,18 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	// acknowledged (a delivery before its 202) calls Sync after its commit,
 	// so the webhook's next batch is written while the last one is flushed.
 	// A checkpoint syncs the WAL before copying it into the database.
+	//
+	// Reads go through a memory map of the file and a larger page cache
+	// (8 MiB per connection rather than 2): under load, reading pages back
+	// with a system call each cost more than a tenth of the service's CPU.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)" +
-		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_txlock=immediate"
+		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=mmap_size(268435456)" +
+		"&_pragma=cache_size(-8192)&_pragma=wal_autocheckpoint(" + strconv.Itoa(backstopCheckpoint) + ")&_txlock=immediate"
 	// SQLite allows one writer: every write passes one gate (gate.go), so
 	// that none meets SQLITE_BUSY (which River's SQLite driver avoids
 	// otherwise with a single connection), while reads run beside it.
-	db := sql.OpenDB(&gatedConnector{dsn: dsn, gate: &writeGate{}, drv: &sqlite.Driver{}})
+	drv := &sqlite.Driver{}
+	db := sql.OpenDB(&gatedConnector{dsn: dsn, gate: &writeGate{}, drv: drv})
 	db.SetMaxOpenConns(sqliteConns)
 	db.SetMaxIdleConns(sqliteConns)
 	if err := db.PingContext(ctx); err != nil {
@@ -101,6 +109,15 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	ckpt, err := drv.Open(dsn)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	bg, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go checkpointer(bg, ckpt, done)
+	st.stopCheckpoints = func() { stop(); <-done }
 	return st, nil
 }
 
@@ -194,7 +211,12 @@ func syncDir(dir string) error {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.DB.Close() }
+func (s *Store) Close() error {
+	if s.stopCheckpoints != nil {
+		s.stopCheckpoints()
+	}
+	return s.DB.Close()
+}
 
 // Rebind rewrites a query written with ? placeholders for the store's
 // dialect ($1, $2, … on PostgreSQL), for callers that run their own SQL.
