@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -24,7 +23,6 @@ func (r *Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, " (%d issues.opened to analyse)", r.Opened)
 	}
 	fmt.Fprintf(&b, "\n%.1f req/s answered\n\nlatency (of %d answers):\n", r.Throughput(), r.Latency.Count())
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
 	var total uint64
 	buckets := r.Latency.Buckets()
 	for _, bk := range buckets {
@@ -42,9 +40,8 @@ func (r *Result) WriteText(w io.Writer) error {
 		if total > 0 {
 			share = float64(bk.Count) / float64(total)
 		}
-		fmt.Fprintf(tw, "  %s\t%d\t%5.1f%%\t%s\t\n", label, bk.Count, 100*share, strings.Repeat("#", int(share*40+0.5)))
+		fmt.Fprintf(&b, "  %8s %9d %6.1f%%  %s\n", label, bk.Count, 100*share, strings.Repeat("#", int(share*40+0.5)))
 	}
-	tw.Flush()
 	fmt.Fprintf(&b, "\np50 %s  p90 %s  p99 %s  max %s\n\nanswers:\n",
 		ms(r.Latency.Quantile(0.50)), ms(r.Latency.Quantile(0.90)), ms(r.Latency.Quantile(0.99)), ms(r.Latency.Max()))
 	for _, code := range r.Codes() {
