@@ -24,7 +24,7 @@ import (
 )
 
 // buildBinary compiles hookwise once for the tests that run it as a process.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "hookwise")
 	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
@@ -37,7 +37,7 @@ func buildBinary(t *testing.T) string {
 // upstreams serves fakes of GitHub and Anthropic (model latency as given,
 // limits out of the way) for hookwise processes, and returns the
 // environment that points hookwise at them.
-func upstreams(t *testing.T, latency time.Duration) (*fake.GitHub, *fake.Anthropic, []string) {
+func upstreams(t testing.TB, latency time.Duration) (*fake.GitHub, *fake.Anthropic, []string) {
 	t.Helper()
 	github := fake.NewGitHub(fake.GitHubOptions{Tokens: []string{"gh-token"}, RateLimit: 1_000_000})
 	model := fake.NewAnthropic(fake.AnthropicOptions{APIKey: "model-key", Latency: latency,
@@ -60,7 +60,7 @@ func writeConfig(t *testing.T, dir, yaml string) string {
 	return path
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -75,7 +75,7 @@ type proc struct {
 	log *os.File
 }
 
-func startServe(t *testing.T, bin string, env []string, logPath string) *proc {
+func startServe(t testing.TB, bin string, env []string, logPath string) *proc {
 	t.Helper()
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -98,7 +98,7 @@ func startServe(t *testing.T, bin string, env []string, logPath string) *proc {
 	return p
 }
 
-func waitReady(t *testing.T, addr string) {
+func waitReady(t testing.TB, addr string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {

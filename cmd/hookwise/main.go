@@ -46,6 +46,9 @@ commands:
   dlq discard <id|guid>      take a dead letter out of the queue (it stays stored)
   redeliver --since 24h [--dry-run]
                              ask GitHub to redeliver what its hooks failed to deliver
+  loadtest --url URL (--duration D | --requests N) [flags]
+                             send signed synthetic deliveries and report latency,
+                             req/s and status codes (hookwise loadtest -h)
   costs [--by day|repo|model|event|kind] [--since YYYY-MM-DD] [--until YYYY-MM-DD] [--repo owner/name]
                              what model calls used and cost (UTC days, both included;
                              default: by day, the last 30 days; --since also takes a duration)
@@ -66,6 +69,11 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 		return nil
 	}
 	cmd, args := args[0], args[1:]
+	if cmd == "loadtest" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runLoadtest(ctx, args, stdout, stderr, os.Getenv)
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", os.Getenv("HOOKWISE_CONFIG"), "YAML configuration file")

@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -202,11 +204,27 @@ func TestStoreReadOnlyThenBack(t *testing.T) {
 	}
 	// SQLite's query_only is a database that answers reads and refuses
 	// every write, like a read-only file or volume. It belongs to the
-	// connection, which the pool may replace: set it before every probe.
+	// connection: set it on each of the pool's (holding them all at once,
+	// so that none is missed), and before every probe, as the pool may
+	// replace one.
 	queryOnly := func(v string) {
 		t.Helper()
-		if _, err := h.app.Store.DB.Exec(`PRAGMA query_only = ` + v); err != nil {
-			t.Fatal(err)
+		db := h.app.Store.DB
+		var held []*sql.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for range db.Stats().MaxOpenConnections {
+			c, err := db.Conn(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			held = append(held, c)
+			if _, err := c.ExecContext(context.Background(), `PRAGMA query_only = `+v); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	// /readyz answers from a check at most a second old.

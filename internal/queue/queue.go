@@ -338,7 +338,37 @@ func (p *retryPolicy) delay(attempt int) time.Duration {
 type dispatcher struct {
 	river.WorkerDefaults[DispatchArgs]
 	store *store.Store
+	// running lets one run at a time dispatch in this process: a run may
+	// rest (see restAfter) for longer than the periodic interval, and runs
+	// side by side would each take the whole of dispatchBusyRate.
+	running sync.Mutex
 }
+
+// Dispatch tuning. A chunk is one transaction: on SQLite it holds the only
+// writer, so it is kept short enough that a webhook commit waiting behind
+// it still answers within a few milliseconds.
+//
+// While deliveries are coming in, the webhook goes first: the dispatcher
+// enqueues at most dispatchBusyRate deliveries a second, and rests at
+// least dispatchYield times as long as each chunk took. The jobs it
+// enqueues are what the workers then spend the machine on (several times
+// what storing a delivery costs), and during a burst the webhook's senders
+// are waiting while the queue is not. What is not dispatched yet stays in
+// its row, durable, for a later chunk. Once the oldest waiting delivery is
+// dispatchMaxLag old, the dispatcher no longer rests: a long flood shares
+// the machine rather than starve the work behind it.
+const (
+	dispatchChunk    = 100
+	dispatchYield    = 3
+	dispatchBusyRate = 200
+	dispatchMaxLag   = time.Minute
+	// dispatchRun bounds one run: the next periodic run goes on from
+	// where it stopped, and a run never nears the job timeout.
+	dispatchRun = 10 * time.Second
+	// ingestRecent is how recently a delivery must have been stored for
+	// the webhook to count as busy.
+	ingestRecent = 200 * time.Millisecond
+)
 
 // Work claims undispatched deliveries, and deferred deliveries whose budget
 // has reset, and enqueues their jobs, a chunk per transaction, until none
@@ -348,34 +378,70 @@ func (d *dispatcher) Work(ctx context.Context, _ *river.Job[DispatchArgs]) error
 	if err != nil {
 		return err
 	}
-	for {
-		n := 0
-		err := d.store.Tx(ctx, func(tx *sql.Tx) error {
-			ids, err := d.store.ClaimUndispatchedTx(ctx, tx, 500)
-			if err != nil {
-				return err
-			}
-			resumed, err := d.store.ResumeDueTx(ctx, tx, 500-len(ids))
-			if err != nil {
-				return err
-			}
-			ids = append(ids, resumed...)
-			if len(ids) == 0 {
-				return nil
-			}
-			n = len(ids)
-			params := make([]river.InsertManyParams, len(ids))
-			for i, id := range ids {
-				params[i] = river.InsertManyParams{Args: ProcessArgs{DeliveryID: id}}
-			}
-			_, err = client.InsertManyTx(ctx, tx, params)
-			return err
-		})
+	if !d.running.TryLock() {
+		return nil // the run under way dispatches these too
+	}
+	defer d.running.Unlock()
+	deadline := time.Now().Add(dispatchRun)
+	for time.Now().Before(deadline) {
+		start := time.Now()
+		n, oldest, err := d.chunk(ctx, client)
 		if err != nil {
 			return fmt.Errorf("dispatch deliveries: %w", err)
 		}
 		if n == 0 {
 			return nil
 		}
+		if rest := restAfter(n, time.Since(start), time.Since(oldest), d.store.Ingesting(ingestRecent)); rest > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(rest):
+			}
+		}
 	}
+	return nil
+}
+
+// restAfter is how long the dispatcher rests after dispatching n
+// deliveries in took, the oldest of them waiting for lag.
+func restAfter(n int, took, lag time.Duration, ingesting bool) time.Duration {
+	if !ingesting || lag >= dispatchMaxLag {
+		return 0
+	}
+	paced := time.Duration(n)*time.Second/dispatchBusyRate - took
+	return max(dispatchYield*took, paced)
+}
+
+// chunk dispatches up to dispatchChunk deliveries in one transaction and
+// returns how many, and when the oldest new one was received.
+func (d *dispatcher) chunk(ctx context.Context, client *river.Client[*sql.Tx]) (n int, oldest time.Time, err error) {
+	oldest = time.Now()
+	err = d.store.Tx(ctx, func(tx *sql.Tx) error {
+		claims, err := d.store.ClaimUndispatchedTx(ctx, tx, dispatchChunk)
+		if err != nil {
+			return err
+		}
+		resumed, err := d.store.ResumeDueTx(ctx, tx, dispatchChunk-len(claims))
+		if err != nil {
+			return err
+		}
+		n = len(claims) + len(resumed)
+		if n == 0 {
+			return nil
+		}
+		if len(claims) > 0 {
+			oldest = claims[0].ReceivedAt
+		}
+		params := make([]river.InsertManyParams, 0, n)
+		for _, c := range claims {
+			params = append(params, river.InsertManyParams{Args: ProcessArgs{DeliveryID: c.ID}})
+		}
+		for _, id := range resumed {
+			params = append(params, river.InsertManyParams{Args: ProcessArgs{DeliveryID: id}})
+		}
+		_, err = client.InsertManyTx(ctx, tx, params)
+		return err
+	})
+	return n, oldest, err
 }

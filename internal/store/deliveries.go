@@ -2,10 +2,12 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -159,16 +161,27 @@ func (s *Store) InsertDeliveries(ctx context.Context, tx *sql.Tx, ds []Delivery)
 // PersistDeliveries stores a batch of deliveries atomically and reports
 // which of them were new (not stored before, nor earlier in the batch).
 func (s *Store) PersistDeliveries(ctx context.Context, ds []Delivery) ([]bool, error) {
+	s.ingestAt.Store(time.Now().UnixNano())
 	if s.Dialect == Postgres {
 		return s.copyDeliveries(ctx, ds)
 	}
 	var ids []int64
+	// Senders wait on this commit: it goes before background writes.
+	ctx = urgent(ctx)
 	err := s.Tx(ctx, func(tx *sql.Tx) error {
 		var err error
 		ids, err = s.InsertDeliveries(ctx, tx, ds)
 		return err
 	})
 	return inserted(ids), err
+}
+
+// Ingesting reports whether deliveries were persisted within the last d:
+// background writers (the dispatcher) then leave the database to the
+// webhook part of the time.
+func (s *Store) Ingesting(d time.Duration) bool {
+	at := s.ingestAt.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) < d
 }
 
 // CommitProfile is how PersistDeliveries is best driven: how many batches
@@ -377,26 +390,43 @@ func (s *Store) setDeliveryStatus(ctx context.Context, db dbtx, id int64, status
 	return nil
 }
 
+// Claim is a delivery the dispatcher claimed: what its job needs, and
+// what a job's priority can be told from without reading the payload.
+type Claim struct {
+	ID         int64
+	Event      string
+	Action     string
+	Repo       string
+	ReceivedAt time.Time
+}
+
 // ClaimUndispatchedTx marks up to limit deliveries whose processing job is
-// not enqueued yet as dispatched and returns their ids, oldest first. The
+// not enqueued yet as dispatched and returns them, oldest first. The
 // caller enqueues their jobs in the same transaction.
-func (s *Store) ClaimUndispatchedTx(ctx context.Context, tx *sql.Tx, limit int) ([]int64, error) {
+func (s *Store) ClaimUndispatchedTx(ctx context.Context, tx *sql.Tx, limit int) ([]Claim, error) {
 	// The outer condition is checked again: on PostgreSQL a claim that
 	// waited for another's rows sees them claimed once that one commits.
 	rows, err := tx.QueryContext(ctx, s.q(`UPDATE hw_deliveries SET dispatched = 1
 		WHERE id IN (SELECT id FROM hw_deliveries WHERE dispatched = 0 ORDER BY id LIMIT ?) AND dispatched = 0
-		RETURNING id`), limit)
+		RETURNING id, event, action, repo, received_at`), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim undispatched deliveries: %w", err)
 	}
 	defer rows.Close()
-	var ids []int64
+	var claims []Claim
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var c Claim
+		var received int64
+		if err := rows.Scan(&c.ID, &c.Event, &c.Action, &c.Repo, &received); err != nil {
 			return nil, fmt.Errorf("claim undispatched deliveries: %w", err)
 		}
-		ids = append(ids, id)
+		c.ReceivedAt = time.UnixMilli(received).UTC()
+		claims = append(claims, c)
 	}
-	return ids, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim undispatched deliveries: %w", err)
+	}
+	// RETURNING gives no order: oldest first, as claimed.
+	slices.SortFunc(claims, func(a, b Claim) int { return cmp.Compare(a.ID, b.ID) })
+	return claims, nil
 }

@@ -207,7 +207,8 @@ func TestUpgradeFromV8KeepsEveryRow(t *testing.T) {
 
 		// The outbox: only the delivery the dispatcher had not reached is
 		// undispatched; the deferred one waits for its budget's next day.
-		var claimed, resumed []int64
+		var claimed []store.Claim
+		var resumed []int64
 		err = st.Tx(ctx, func(tx *sql.Tx) error {
 			var err error
 			if claimed, err = st.ClaimUndispatchedTx(ctx, tx, 100); err != nil {
@@ -216,7 +217,7 @@ func TestUpgradeFromV8KeepsEveryRow(t *testing.T) {
 			resumed, err = st.ResumeDueTx(ctx, tx, 100)
 			return err
 		})
-		if err != nil || len(claimed) != 1 || claimed[0] != ids["v8-queued"] || len(resumed) != 0 {
+		if err != nil || len(claimed) != 1 || claimed[0].ID != ids["v8-queued"] || len(resumed) != 0 {
 			t.Errorf("claimed %v, resumed %v, %v; want [%d] (v8-queued) and none", claimed, resumed, err, ids["v8-queued"])
 		}
 	})
