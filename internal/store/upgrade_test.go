@@ -285,7 +285,7 @@ func TestOlderHookwiseRunsBesideNewer(t *testing.T) {
 		}
 		// The old instance picks up the fixture's undispatched delivery and
 		// the new one's thread notes: one outbox for the fleet.
-		var claimed []int64
+		var claimed []store.Claim
 		if err := old.Tx(ctx, func(tx *sql.Tx) error {
 			var err error
 			claimed, err = old.ClaimUndispatchedTx(ctx, tx, 100)
