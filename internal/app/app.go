@@ -194,6 +194,7 @@ func newQueue(cfg config.Config, st *store.Store, pipe *pipeline.Pipeline, githu
 		Processor:   pipe,
 		Logger:      log,
 		Periodic:    periodic(cfg),
+		Priority:    cfg.Queue.Priorities.For,
 		Register: func(w *river.Workers) {
 			river.AddWorker(w, &sweepWorker{sweep: sweeper(cfg, st, github, log), log: log})
 			river.AddWorker(w, &retentionWorker{store: st, cfg: cfg.Retention, log: log})
@@ -283,7 +284,7 @@ func newGitHub(cfg config.Config, hc *http.Client) (*gh.Client, error) {
 func periodic(cfg config.Config) []*river.PeriodicJob {
 	once := func(args river.JobArgs) func() (river.JobArgs, *river.InsertOpts) {
 		return func() (river.JobArgs, *river.InsertOpts) {
-			return args, &river.InsertOpts{MaxAttempts: 1, UniqueOpts: queue.OneAtATime}
+			return args, &river.InsertOpts{MaxAttempts: 1, UniqueOpts: queue.OneAtATime, Queue: queue.ControlQueue}
 		}
 	}
 	jobs := []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(time.Minute), once(AlertsArgs{}),

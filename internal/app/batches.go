@@ -55,6 +55,6 @@ func newBatchWorker(cfg config.Config, pipe *pipeline.Pipeline) *batchWorker {
 func batchPeriodic(cfg config.Config) *river.PeriodicJob {
 	return river.NewPeriodicJob(river.PeriodicInterval(time.Duration(cfg.Anthropic.BatchInterval)),
 		func() (river.JobArgs, *river.InsertOpts) {
-			return BatchArgs{}, &river.InsertOpts{MaxAttempts: 1, UniqueOpts: queue.OneAtATime}
+			return BatchArgs{}, &river.InsertOpts{MaxAttempts: 1, UniqueOpts: queue.OneAtATime, Queue: queue.ControlQueue}
 		}, &river.PeriodicJobOpts{ID: "message_batches", RunOnStart: true})
 }

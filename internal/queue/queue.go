@@ -47,6 +47,14 @@ var OneAtATime = river.UniqueOpts{ByState: []rivertype.JobState{
 	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning, rivertype.JobStateScheduled,
 }}
 
+// ControlQueue is the River queue of the periodic jobs (dispatch, sweep,
+// retention, alerts, batches): workers of their own, so that they never
+// wait behind a backlog of deliveries, which they are what moves.
+const ControlQueue = "control"
+
+// controlWorkers is how many periodic jobs run at once in a process.
+const controlWorkers = 4
+
 // DispatchInterval is how often the leader looks for new deliveries.
 const DispatchInterval = time.Second
 
@@ -81,6 +89,9 @@ type Options struct {
 	// workers registered by Register.
 	Periodic []*river.PeriodicJob
 	Register func(*river.Workers)
+	// Priority ranks a delivery's job by its event and action, 1 (first)
+	// to 4 (last), as River fetches them; nil gives every job 1.
+	Priority func(event, action string) int
 }
 
 // Queue is the River client bound to the store.
@@ -138,7 +149,7 @@ func New(st *store.Store, opts Options) (*Queue, error) {
 	if opts.Workers > 0 {
 		workers := river.NewWorkers()
 		river.AddWorker(workers, &worker{proc: opts.Processor, maxAge: opts.MaxAge, policy: policy, now: time.Now})
-		river.AddWorker(workers, &dispatcher{store: st})
+		river.AddWorker(workers, &dispatcher{store: st, priority: opts.Priority})
 		if opts.Register != nil {
 			opts.Register(workers)
 		}
@@ -148,10 +159,10 @@ func New(st *store.Store, opts Options) (*Queue, error) {
 				// stays "running" until rescued, and would stop every
 				// dispatch until then. Overlapping runs are safe: a claim
 				// re-checks its rows.
-				return DispatchArgs{}, &river.InsertOpts{MaxAttempts: 3}
+				return DispatchArgs{}, &river.InsertOpts{MaxAttempts: 3, Queue: ControlQueue}
 			}, &river.PeriodicJobOpts{ID: "dispatch_deliveries", RunOnStart: true})}, opts.Periodic...)
 		cfg.Workers = workers
-		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}}
+		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}, ControlQueue: {MaxWorkers: controlWorkers}}
 		cfg.JobTimeout = opts.JobTimeout
 		cfg.RescueStuckJobsAfter = opts.RescueAfter
 		cfg.CompletedJobRetentionPeriod = opts.KeepJobs
@@ -337,7 +348,8 @@ func (p *retryPolicy) delay(attempt int) time.Duration {
 
 type dispatcher struct {
 	river.WorkerDefaults[DispatchArgs]
-	store *store.Store
+	store    *store.Store
+	priority func(event, action string) int // nil: River's default
 	// running lets one run at a time dispatch in this process: a run may
 	// rest (see restAfter) for longer than the periodic interval, and runs
 	// side by side would each take the whole of dispatchBusyRate.
@@ -369,6 +381,14 @@ const (
 	// the webhook to count as busy.
 	ingestRecent = 200 * time.Millisecond
 )
+
+// opts are the insert options of c's job: its priority.
+func (d *dispatcher) opts(c store.Claim) *river.InsertOpts {
+	if d.priority == nil {
+		return nil
+	}
+	return &river.InsertOpts{Priority: d.priority(c.Event, c.Action)}
+}
 
 // Work claims undispatched deliveries, and deferred deliveries whose budget
 // has reset, and enqueues their jobs, a chunk per transaction, until none
@@ -435,7 +455,7 @@ func (d *dispatcher) chunk(ctx context.Context, client *river.Client[*sql.Tx]) (
 		}
 		params := make([]river.InsertManyParams, 0, n)
 		for _, c := range claims {
-			params = append(params, river.InsertManyParams{Args: ProcessArgs{DeliveryID: c.ID}})
+			params = append(params, river.InsertManyParams{Args: ProcessArgs{DeliveryID: c.ID}, InsertOpts: d.opts(c)})
 		}
 		for _, id := range resumed {
 			params = append(params, river.InsertManyParams{Args: ProcessArgs{DeliveryID: id}})

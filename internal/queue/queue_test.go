@@ -150,3 +150,71 @@ func equal(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// The dispatcher gives each delivery's job the priority of its event and
+// action, which River fetches by; the periodic jobs run on a queue of their
+// own, never behind the deliveries.
+func TestDispatchSetsPriority(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := queue.Migrate(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	priority := func(event, action string) int {
+		if event == "pull_request" && action == "review_requested" {
+			return 1
+		}
+		return 4
+	}
+	proc := &processor{calls: map[int64]int{}, gaveUp: map[int64]int{}}
+	q, err := queue.New(st, queue.Options{Workers: 2, JobTimeout: 10 * time.Second, RescueAfter: time.Minute, Processor: proc, Priority: priority})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := []store.Delivery{
+		{GUID: "triage", Event: "issues", Action: "opened", Payload: []byte(`{}`), ReceivedAt: time.Now()},
+		{GUID: "review", Event: "pull_request", Action: "review_requested", Payload: []byte(`{}`), ReceivedAt: time.Now()},
+	}
+	if _, err := q.Persist(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stop, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_ = q.Stop(stop)
+	}()
+	want := map[string]int{"triage": 4, "review": 1}
+	deadline := time.Now().Add(20 * time.Second)
+	for guid, p := range want {
+		d, err := st.FindDelivery(ctx, guid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		for time.Now().Before(deadline) {
+			err = st.DB.QueryRowContext(ctx, `SELECT priority FROM river_job WHERE kind = 'process_delivery'
+				AND json_extract(args, '$.delivery_id') = ?`, d.ID).Scan(&got)
+			if err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if got != p {
+			t.Errorf("%s's job has priority %d (%v), want %d", guid, got, err, p)
+		}
+	}
+	var queueName string
+	if err := st.DB.QueryRowContext(ctx, `SELECT queue FROM river_job WHERE kind = 'dispatch_deliveries' LIMIT 1`).Scan(&queueName); err != nil || queueName != queue.ControlQueue {
+		t.Errorf("dispatch job queue = %q, %v; want %q", queueName, err, queue.ControlQueue)
+	}
+}
