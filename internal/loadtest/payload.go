@@ -50,7 +50,7 @@ func (t template) render(n int) []byte {
 func newTemplate(action, repo string, size int) (template, error) {
 	event := issuesEvent(action, repo)
 	issue := event["issue"].(map[string]any)
-	body := prose(size)
+	body := Prose(size)
 	// Trim the body until the delivery of a usual (7-digit) issue number
 	// is size bytes; newlines cost two bytes once escaped.
 	for {
@@ -140,10 +140,11 @@ func issuesEvent(action, repo string) map[string]any {
 	return event
 }
 
-// prose returns n bytes of words drawn at random (with a fixed seed) from an
-// issue-report vocabulary, in sentences and paragraphs: text that compresses
-// about as well as a real issue body does.
-func prose(n int) string {
+// Prose returns n bytes of words drawn at random (with a fixed seed) from
+// an issue-report vocabulary, in sentences and paragraphs: text that
+// compresses about as well as a real issue body does, not a repeated
+// paragraph any compressor would shrink to nothing.
+func Prose(n int) string {
 	words := strings.Fields(`the a an to of in on for with when after before then and or but not
 		service config file loader panic crash error log trace stack request response webhook
 		delivery issue comment label review pull branch commit push workflow run job step

@@ -6,16 +6,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hookwise/hookwise/internal/loadtest"
 
 	"github.com/hookwise/hookwise/internal/store"
 	"github.com/hookwise/hookwise/internal/store/storetest"
@@ -267,7 +267,7 @@ func issuesOpenedPayload(tb testing.TB, size int) []byte {
 	if pad <= 0 {
 		tb.Fatalf("issues.opened skeleton is %d bytes, over the %d wanted", len(skeleton), size)
 	}
-	body := prose(pad)
+	body := loadtest.Prose(pad)
 	// Newlines cost two bytes once escaped: trim or pad the body until the
 	// encoded delivery is exactly size bytes.
 	var out []byte
@@ -289,42 +289,4 @@ func issuesOpenedPayload(tb testing.TB, size int) []byte {
 		tb.Fatalf("issues.opened payload is %d bytes, want %d", len(out), size)
 	}
 	return out
-}
-
-// prose returns n bytes of words drawn at random (with a fixed seed) from an
-// issue-report vocabulary, in sentences and paragraphs: text that compresses
-// about as well as a real issue body, not a repeated paragraph that any
-// compressor would shrink to nothing.
-func prose(n int) string {
-	words := strings.Fields(`the a an to of in on for with when after before then and or but not
-		service config file loader panic crash error log trace stack request response webhook
-		delivery issue comment label review pull branch commit push workflow run job step
-		expected actual got saw reproduce steps start send open close restart retry timeout
-		version release build test fails passes flaky slow fast memory cpu disk network proxy
-		token secret header body payload json yaml field key value missing wrong empty null
-		user admin bot team repository organisation install upgrade downgrade linux macos windows
-		docker kubernetes container image database sqlite postgres queue worker handler server
-		client browser page button click screen output input line column character unicode
-		is was were has have had does did can could should would will might must seems looks`)
-	r := rand.New(rand.NewPCG(1, 2))
-	var b strings.Builder
-	for b.Len() < n {
-		sentence := 6 + r.IntN(14)
-		for i := range sentence {
-			w := words[r.IntN(len(words))]
-			if i == 0 {
-				w = strings.ToUpper(w[:1]) + w[1:]
-			}
-			b.WriteString(w)
-			if i < sentence-1 {
-				b.WriteByte(' ')
-			}
-		}
-		if r.IntN(5) == 0 {
-			b.WriteString(".\n\n")
-		} else {
-			b.WriteString(". ")
-		}
-	}
-	return b.String()[:n]
 }
