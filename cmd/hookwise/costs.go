@@ -89,7 +89,7 @@ func costs(ctx context.Context, cfg config.Config, by string, since sinceFlag, u
 			return errors.New("--until: want a date no earlier than --since")
 		}
 	}
-	st, err := app.OpenStore(ctx, cfg.DatabaseURL)
+	st, err := app.OpenStoreAsIs(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}

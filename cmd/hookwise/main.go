@@ -257,7 +257,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 }
 
 func deliveries(ctx context.Context, cfg config.Config, sub string, args []string, f store.DeliveryFilter, out io.Writer) error {
-	st, err := app.OpenStore(ctx, cfg.DatabaseURL)
+	st, err := app.OpenStoreAsIs(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -305,7 +305,7 @@ func deliveries(ctx context.Context, cfg config.Config, sub string, args []strin
 // openQueue opens the store and an insert-only queue on it, for the
 // commands that queue work a running hookwise then picks up.
 func openQueue(ctx context.Context, cfg config.Config) (*store.Store, *queue.Queue, error) {
-	st, err := app.OpenStore(ctx, cfg.DatabaseURL)
+	st, err := app.OpenStoreAsIs(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, nil, err
 	}

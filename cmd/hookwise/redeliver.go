@@ -21,7 +21,7 @@ func redeliver(ctx context.Context, cfg config.Config, since time.Duration, dryR
 	if since <= 0 {
 		return errors.New("--since: want a positive duration such as 24h")
 	}
-	st, err := app.OpenStore(ctx, cfg.DatabaseURL)
+	st, err := app.OpenStoreAsIs(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}

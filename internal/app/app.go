@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -100,6 +102,27 @@ const writeAhead = 30 * time.Second
 // queue.job_timeout would end it as a failed attempt.
 func snoozeAfter(cfg config.Config) time.Duration {
 	return min(writeAhead, time.Duration(cfg.Queue.JobTimeout)/4)
+}
+
+// OpenStoreAsIs opens the database for a command other than serve and
+// migrate: it changes nothing (not even creating a missing SQLite file),
+// and fails, saying what to run, when the schema is behind this hookwise
+// or ahead of what it can read.
+func OpenStoreAsIs(ctx context.Context, url string) (*store.Store, error) {
+	if !store.IsPostgres(url) {
+		if _, err := os.Stat(url); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("database: no SQLite file at %s: run `hookwise migrate` (or start `hookwise serve`) to create it", url)
+		}
+	}
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.CheckSchema(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 func build(cfg config.Config, st *store.Store, log *slog.Logger) (*App, error) {

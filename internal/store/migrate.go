@@ -180,22 +180,34 @@ func (s *Store) ensureMigrationsTable(ctx context.Context) error {
 	}
 	// Looked up first: on PostgreSQL even an ALTER that changes nothing
 	// locks the table, which every instance's readiness check reads.
-	hasColumn := `SELECT COUNT(*) FROM pragma_table_info('hw_schema_migrations') WHERE name = 'readable_by'`
-	if s.Dialect == Postgres {
-		hasColumn = `SELECT COUNT(*) FROM information_schema.columns
-			WHERE table_schema = current_schema() AND table_name = 'hw_schema_migrations' AND column_name = 'readable_by'`
-	}
-	var n int
-	if err := s.DB.QueryRowContext(ctx, hasColumn).Scan(&n); err != nil || n > 0 {
+	if has, err := s.hasFloorColumn(ctx); err != nil || has {
 		return err
 	}
 	_, err := s.DB.ExecContext(ctx, `ALTER TABLE hw_schema_migrations ADD COLUMN readable_by INTEGER`)
 	return err
 }
 
-// appliedMigrations reads hw_schema_migrations, by version.
+// hasFloorColumn reports whether hw_schema_migrations records floors: a
+// hookwise older than them created it without the column.
+func (s *Store) hasFloorColumn(ctx context.Context) (bool, error) {
+	hasColumn := `SELECT COUNT(*) FROM pragma_table_info('hw_schema_migrations') WHERE name = 'readable_by'`
+	if s.Dialect == Postgres {
+		hasColumn = `SELECT COUNT(*) FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = 'hw_schema_migrations' AND column_name = 'readable_by'`
+	}
+	var n int
+	err := s.DB.QueryRowContext(ctx, hasColumn).Scan(&n)
+	return n > 0, err
+}
+
+// appliedMigrations reads hw_schema_migrations, by version; a migration
+// recorded without a floor is readable only by a hookwise that knows it.
 func (s *Store) appliedMigrations(ctx context.Context) (map[int]appliedMigration, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT version, COALESCE(readable_by, version) FROM hw_schema_migrations`)
+	query := `SELECT version, COALESCE(readable_by, version) FROM hw_schema_migrations`
+	if has, err := s.hasFloorColumn(ctx); err == nil && !has {
+		query = `SELECT version, version FROM hw_schema_migrations`
+	}
+	rows, err := s.DB.QueryContext(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", err)
 	}
@@ -281,6 +293,33 @@ func (st SchemaState) String() string {
 		return s + fmt.Sprintf("; only a hookwise that knows schema version %d or later can run on it: an older one refuses to start", st.Version)
 	}
 	return s + fmt.Sprintf("; a hookwise that knows schema version %d or later can run on it", st.OldestReader)
+}
+
+// CheckSchema says, changing nothing, why this hookwise cannot work on the
+// database as it is, and what to run: no hookwise schema yet, migrations
+// this hookwise knows not applied, or a newer schema it cannot read. nil
+// when it can.
+func (s *Store) CheckSchema(ctx context.Context) error {
+	files, err := s.migrations()
+	if err != nil {
+		return err
+	}
+	applied, err := s.appliedMigrations(ctx)
+	if err != nil || len(applied) == 0 {
+		return errors.New("database: no hookwise schema yet: run `hookwise migrate` (or start `hookwise serve`, which migrates)")
+	}
+	missing := 0
+	for _, f := range files {
+		if _, ok := applied[f.version]; !ok {
+			missing++
+		}
+	}
+	if missing > 0 {
+		newest, _ := schemaVersions(applied)
+		return fmt.Errorf("database: schema version %d, %d migrations behind what this hookwise knows (%d): run `hookwise migrate` with this hookwise first",
+			newest, missing, files[len(files)-1].version)
+	}
+	return checkReadable(files, applied)
 }
 
 // Schema reports the database's schema state.
