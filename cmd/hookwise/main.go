@@ -53,7 +53,8 @@ commands:
                              what model calls used and cost (UTC days, both included;
                              default: by day, the last 30 days; --since also takes a duration)
 
-Every command takes --config FILE (or HOOKWISE_CONFIG).
+Every command that reads the configuration takes --config FILE (or
+HOOKWISE_CONFIG); each has its own flags: hookwise <command> -h.
 `
 
 func main() {
@@ -68,110 +69,293 @@ func run(args []string, stdout, stderr io.Writer) (err error) {
 		fmt.Fprint(stdout, usage)
 		return nil
 	}
-	cmd, args := args[0], args[1:]
-	if cmd == "loadtest" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return runLoadtest(ctx, args, stdout, stderr, os.Getenv)
-	}
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", os.Getenv("HOOKWISE_CONFIG"), "YAML configuration file")
-	keep := fs.Bool("keep", false, "demo: leave the server running after the run")
-	status := fs.String("status", "", "deliveries list: only this status ("+strings.Join(store.Statuses(), ", ")+")")
-	repo := fs.String("repo", "", "deliveries list, costs: only this repository (owner/name)")
-	limit := fs.Int("limit", 50, "deliveries list, dlq list: how many")
-	all := fs.Bool("all", false, "dlq retry: every dead letter")
-	var since sinceFlag
-	fs.Var(&since, "since", "redeliver: how far back to look (default 24h, at most 72h); "+
-		"costs: the first UTC day, YYYY-MM-DD, or a duration (default 30 days ago)")
-	until := fs.String("until", "", "costs: the last UTC day included, YYYY-MM-DD (default: no bound)")
-	by := fs.String("by", "day", "costs: group by day, repo, model, event or kind")
-	dryRun := fs.Bool("dry-run", false, "redeliver: report what would be redelivered, request nothing")
-	sub := ""
-	if (cmd == "deliveries" || cmd == "dlq") && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		sub, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
+	name, args := args[0], args[1:]
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", name)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	c := &cli{name: name, stdout: stdout, stderr: stderr}
+	defer func() {
+		if errors.Is(err, flag.ErrHelp) {
+			err = nil // the usage is printed: asking for it is no failure
+			return
+		}
+		// No configured secret leaves the process in the error it exits
+		// with, whatever a library put in an error message.
+		if err != nil && c.redact != nil {
+			err = redactedError{err: err, redact: c.redact}
+		}
+	}()
+	return cmd(ctx, c, args)
+}
 
-	switch cmd {
-	case "demo":
-		return runDemo(ctx, stdout, stderr, *keep)
-	case "version":
-		fmt.Fprintln(stdout, version())
-		return nil
+// cli is one run of a subcommand: where it writes, and the configuration
+// once loaded.
+type cli struct {
+	name           string
+	stdout, stderr io.Writer
+	configPath     *string
+	usageLine      string
+	redact         func(string) string
+	log            *slog.Logger
+}
+
+// flags returns the flag set of the subcommand, with --config, and its
+// usage line after "hookwise ".
+func (c *cli) flags(usageLine string) *flag.FlagSet {
+	fs := c.flagSet(usageLine)
+	c.configPath = fs.String("config", os.Getenv("HOOKWISE_CONFIG"), "YAML configuration file")
+	return fs
+}
+
+// flagSet is flags without --config, for the commands that read no
+// configuration.
+func (c *cli) flagSet(usageLine string) *flag.FlagSet {
+	c.usageLine = usageLine
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: hookwise %s\n", usageLine)
+		fs.PrintDefaults()
 	}
-	cfg, err := config.Load(*configPath, config.ParseEnviron(os.Environ()))
+	return fs
+}
+
+// parse reads args into fs; positional arguments beyond most are an
+// error that shows the usage.
+func (c *cli) parse(fs *flag.FlagSet, args []string, most int) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > most {
+		fs.Usage()
+		return fmt.Errorf("unexpected argument %q; usage: hookwise %s", fs.Arg(most), c.usageLine)
+	}
+	return nil
+}
+
+// load reads the configuration and sets up the redacting logger.
+func (c *cli) load() (config.Config, error) {
+	cfg, err := config.Load(*c.configPath, config.ParseEnviron(os.Environ()))
+	if err != nil {
+		return cfg, err
+	}
+	c.redact = cfg.Redactor()
+	c.log = newLogger(cfg.LogFormat, c.stderr, c.redact)
+	return cfg, nil
+}
+
+// commands are the subcommands, each with its own flags (see usage).
+var commands = map[string]func(ctx context.Context, c *cli, args []string) error{
+	"serve":        cmdServe,
+	"demo":         cmdDemo,
+	"version":      cmdVersion,
+	"migrate":      cmdMigrate,
+	"healthcheck":  cmdHealthcheck,
+	"check-config": cmdCheckConfig,
+	"deliveries":   cmdDeliveries,
+	"dlq":          cmdDLQ,
+	"redeliver":    cmdRedeliver,
+	"costs":        cmdCosts,
+	"replay":       cmdReplay,
+	"loadtest": func(ctx context.Context, c *cli, args []string) error {
+		return runLoadtest(ctx, args, c.stdout, c.stderr, os.Getenv)
+	},
+}
+
+func cmdServe(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("serve [--config FILE]")
+	if err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cfg, err := c.load()
 	if err != nil {
 		return err
 	}
-	// No configured secret leaves the process in a log line or the error
-	// it exits with, whatever a library put in an error message.
-	redact := cfg.Redactor()
-	defer func() {
-		if err != nil {
-			err = redactedError{err: err, redact: redact}
-		}
-	}()
-	log := newLogger(cfg.LogFormat, stderr, redact)
-	switch cmd {
-	case "serve":
-		log.Info("starting", "version", version(), "database", config.RedactURL(cfg.DatabaseURL),
-			"listen", cfg.Listen, "metrics_listen", cfg.MetricsListen)
-		log.Info(cfg.BudgetSummary())
-		return serve(ctx, cfg, log)
-	case "migrate":
-		st, err := app.OpenStore(ctx, cfg.DatabaseURL)
-		if err != nil {
-			return err
-		}
-		// Which older hookwises may still run on it: what a rolling
-		// upgrade needs to know.
-		state, err := st.Schema(ctx)
-		if err != nil {
-			st.Close()
-			return err
-		}
-		fmt.Fprintf(stdout, "migrations applied: %s\n", state)
-		return st.Close()
-	case "healthcheck":
-		// With metrics_listen set, /readyz is served there only.
-		listen := cfg.Listen
-		if cfg.MetricsListen != "" {
-			listen = cfg.MetricsListen
-		}
-		return healthcheck(ctx, listen, stdout)
-	case "check-config":
-		fmt.Fprint(stdout, cfg.Redacted())
-		// A YAML comment, so the output stays a configuration file.
-		fmt.Fprintf(stdout, "# %s\n", cfg.BudgetSummary())
-		if err := cfg.ValidateForServe(); err != nil {
-			return fmt.Errorf("not ready to serve:\n%w", err)
-		}
-		return nil
-	case "deliveries":
-		return deliveries(ctx, cfg, sub, fs.Args(), store.DeliveryFilter{Status: *status, Repo: *repo, Limit: *limit}, stdout)
-	case "dlq":
-		return dlq(ctx, cfg, sub, fs.Args(), *all, *limit, stdout)
-	case "redeliver":
-		return redeliver(ctx, cfg, since.duration(time.Now(), 24*time.Hour), *dryRun, stdout, log)
-	case "costs":
-		if fs.NArg() != 0 {
-			return errors.New("usage: hookwise costs [--by day|repo|model|event|kind] [--since DATE] [--until DATE] [--repo owner/name]")
-		}
-		return costs(ctx, cfg, *by, since, *until, *repo, stdout)
-	case "replay":
-		if fs.NArg() != 1 {
-			return errors.New("usage: hookwise replay <id|guid>")
-		}
-		return replay(ctx, cfg, fs.Arg(0), stdout)
+	c.log.Info("starting", "version", version(), "database", config.RedactURL(cfg.DatabaseURL),
+		"listen", cfg.Listen, "metrics_listen", cfg.MetricsListen)
+	c.log.Info(cfg.BudgetSummary())
+	return serve(ctx, cfg, c.log)
+}
+
+func cmdDemo(ctx context.Context, c *cli, args []string) error {
+	fs := c.flagSet("demo [--keep]")
+	keep := fs.Bool("keep", false, "leave the server running after the run")
+	if err := c.parse(fs, args, 0); err != nil {
+		return err
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", cmd)
+	return runDemo(ctx, c.stdout, c.stderr, *keep)
+}
+
+func cmdVersion(_ context.Context, c *cli, args []string) error {
+	if err := c.parse(c.flagSet("version"), args, 0); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, version())
+	return nil
+}
+
+func cmdMigrate(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("migrate [--config FILE]")
+	if err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	st, err := app.OpenStore(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	// Which older hookwises may still run on it: what a rolling upgrade
+	// needs to know.
+	state, err := st.Schema(ctx)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	fmt.Fprintf(c.stdout, "migrations applied: %s\n", state)
+	return st.Close()
+}
+
+func cmdHealthcheck(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("healthcheck [--config FILE]")
+	if err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	// With metrics_listen set, /readyz is served there only.
+	listen := cfg.Listen
+	if cfg.MetricsListen != "" {
+		listen = cfg.MetricsListen
+	}
+	return healthcheck(ctx, listen, c.stdout)
+}
+
+func cmdCheckConfig(_ context.Context, c *cli, args []string) error {
+	fs := c.flags("check-config [--config FILE]")
+	if err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(c.stdout, cfg.Redacted())
+	// A YAML comment, so the output stays a configuration file.
+	fmt.Fprintf(c.stdout, "# %s\n", cfg.BudgetSummary())
+	if err := cfg.ValidateForServe(); err != nil {
+		return fmt.Errorf("not ready to serve:\n%w", err)
+	}
+	return nil
+}
+
+func cmdDeliveries(ctx context.Context, c *cli, args []string) error {
+	sub, args := subcommand(args, "list")
+	var f store.DeliveryFilter
+	fs := c.flags("deliveries list [--status S] [--repo owner/name] [--limit N] | deliveries show <id|guid>")
+	most := 0
+	switch sub {
+	case "list":
+		fs.StringVar(&f.Status, "status", "", "only this status ("+strings.Join(store.Statuses(), ", ")+")")
+		fs.StringVar(&f.Repo, "repo", "", "only this repository (owner/name)")
+		fs.IntVar(&f.Limit, "limit", 50, "how many")
+	case "show":
+		most = 1
+	}
+	if err := c.parse(fs, args, most); err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	return deliveries(ctx, cfg, sub, fs.Args(), f, c.stdout)
+}
+
+func cmdDLQ(ctx context.Context, c *cli, args []string) error {
+	sub, args := subcommand(args, "list")
+	fs := c.flags("dlq list [--limit N] | dlq show <id|guid> | dlq retry <id|guid>|--all | dlq discard <id|guid>")
+	limit, all, most := 50, false, 1
+	switch sub {
+	case "list":
+		fs.IntVar(&limit, "limit", 50, "how many")
+		most = 0
+	case "retry":
+		fs.BoolVar(&all, "all", false, "every dead letter")
+	}
+	if err := c.parse(fs, args, most); err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	return dlq(ctx, cfg, sub, fs.Args(), all, limit, c.stdout)
+}
+
+func cmdRedeliver(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("redeliver [--since 24h] [--dry-run]")
+	var since sinceFlag
+	fs.Var(&since, "since", "how far back to look (default 24h, at most 72h)")
+	dryRun := fs.Bool("dry-run", false, "report what would be redelivered, request nothing")
+	if err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	return redeliver(ctx, cfg, since.duration(time.Now(), 24*time.Hour), *dryRun, c.stdout, c.log)
+}
+
+func cmdCosts(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("costs [--by day|repo|model|event|kind] [--since DATE] [--until DATE] [--repo owner/name]")
+	var since sinceFlag
+	fs.Var(&since, "since", "the first UTC day, YYYY-MM-DD, or a duration (default 30 days ago)")
+	until := fs.String("until", "", "the last UTC day included, YYYY-MM-DD (default: no bound)")
+	by := fs.String("by", "day", "group by day, repo, model, event or kind")
+	repo := fs.String("repo", "", "only this repository (owner/name)")
+	if err := c.parse(fs, args, 0); err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	return costs(ctx, cfg, *by, since, *until, *repo, c.stdout)
+}
+
+func cmdReplay(ctx context.Context, c *cli, args []string) error {
+	fs := c.flags("replay <id|guid>")
+	if err := c.parse(fs, args, 1); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("usage: hookwise replay <id|guid>")
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	return replay(ctx, cfg, fs.Arg(0), c.stdout)
+}
+
+// subcommand splits "list --limit 5" into "list" and its flags; with no
+// subcommand named, def.
+func subcommand(args []string, def string) (string, []string) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return args[0], args[1:]
+	}
+	return def, args
 }
 
 // healthcheck asks the local hookwise whether it is ready. It reads no
