@@ -46,26 +46,44 @@ func (t template) render(n int) []byte {
 
 // newTemplate builds an issues delivery with action on repo (owner/name),
 // shaped like GitHub's (issue, repository and sender objects with their
-// URLs), its issue body padded with prose so that it is about size bytes.
+// URLs), its issue body padded with prose so that the delivery of a usual
+// (7-digit) issue number is size bytes.
 func newTemplate(action, repo string, size int) (template, error) {
 	event := issuesEvent(action, repo)
 	issue := event["issue"].(map[string]any)
 	body := Prose(size)
-	// Trim the body until the delivery of a usual (7-digit) issue number
-	// is size bytes; newlines cost two bytes once escaped.
-	for {
+	// Trim the body, then pad it, until the delivery is size bytes:
+	// newlines cost two bytes once escaped.
+	for range 2 * size {
 		issue["body"] = body
 		out, err := json.Marshal(event)
 		if err != nil {
 			return template{}, err
 		}
 		t := template{parts: bytes.Split(out, []byte(numberMark))}
-		over := len(t.render(firstNumber)) - size
-		if over <= 0 || body == "" {
+		n := len(t.render(firstNumber))
+		switch {
+		case n == size || n > size && body == "":
 			return t, nil
+		case n > size:
+			body = body[:max(0, len(body)-(n-size))]
+		default:
+			body += "."
 		}
-		body = body[:max(0, len(body)-over)]
 	}
+	return template{}, fmt.Errorf("no %s delivery of %d bytes", action, size)
+}
+
+// IssuesPayload is an issues delivery with action on issue number of repo
+// (owner/name), shaped like GitHub's, its body padded with prose so that
+// the payload is size bytes (a 7-digit number; more or fewer digits move
+// it by as many bytes): the delivery the load test sends.
+func IssuesPayload(action, repo string, number, size int) ([]byte, error) {
+	t, err := newTemplate(action, repo, size)
+	if err != nil {
+		return nil, err
+	}
+	return t.render(number), nil
 }
 
 // firstNumber is the first synthetic issue number: seven digits, like a

@@ -3,7 +3,6 @@ package webhook_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -199,91 +198,13 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// issuesOpenedPayload returns an issues.opened delivery shaped like the one
-// GitHub sends (issue, repository and sender objects with their URLs), whose
-// issue body is padded with prose so the compact JSON is exactly size bytes.
+// issuesOpenedPayload returns the issues.opened delivery the load test
+// sends (see loadtest.IssuesPayload), exactly size bytes.
 func issuesOpenedPayload(tb testing.TB, size int) []byte {
 	tb.Helper()
-	const api = "https://api.github.com"
-	user := func(login string, id int64) map[string]any {
-		u := api + "/users/" + login
-		return map[string]any{
-			"login": login, "id": id, "node_id": "MDQ6VXNlcjIxMDMxMDY3",
-			"avatar_url":          fmt.Sprintf("https://avatars.githubusercontent.com/u/%d?v=4", id),
-			"gravatar_id":         "",
-			"url":                 u,
-			"html_url":            "https://github.com/" + login,
-			"followers_url":       u + "/followers",
-			"following_url":       u + "/following{/other_user}",
-			"gists_url":           u + "/gists{/gist_id}",
-			"starred_url":         u + "/starred{/owner}{/repo}",
-			"subscriptions_url":   u + "/subscriptions",
-			"organizations_url":   u + "/orgs",
-			"repos_url":           u + "/repos",
-			"events_url":          u + "/events{/privacy}",
-			"received_events_url": u + "/received_events",
-			"type":                "User",
-			"site_admin":          false,
-		}
-	}
-	owner := user("octo-org", 6811672)
-	sender := user("mona", 21031067)
-	repo := api + "/repos/octo-org/hello-world"
-	repository := map[string]any{
-		"id": 186853002, "node_id": "MDEwOlJlcG9zaXRvcnkxODY4NTMwMDI=",
-		"name": "hello-world", "full_name": "octo-org/hello-world", "private": false,
-		"owner": owner, "html_url": "https://github.com/octo-org/hello-world",
-		"description": "A repository used for webhook benchmarks", "fork": false,
-		"url": repo, "issues_url": repo + "/issues{/number}", "pulls_url": repo + "/pulls{/number}",
-		"labels_url": repo + "/labels{/name}", "comments_url": repo + "/comments{/number}",
-		"git_url": "git://github.com/octo-org/hello-world.git", "ssh_url": "git@github.com:octo-org/hello-world.git",
-		"clone_url":  "https://github.com/octo-org/hello-world.git",
-		"created_at": "2019-05-15T15:19:25Z", "updated_at": "2019-05-15T15:21:03Z", "pushed_at": "2019-05-15T15:20:57Z",
-		"size": 0, "stargazers_count": 12, "watchers_count": 12, "language": "Go",
-		"has_issues": true, "has_projects": true, "has_downloads": true, "has_wiki": true, "has_pages": false,
-		"forks_count": 1, "archived": false, "disabled": false, "open_issues_count": 3, "license": nil,
-		"forks": 1, "open_issues": 3, "watchers": 12, "default_branch": "main",
-		"topics": []string{"webhooks", "triage"}, "visibility": "public",
-	}
-	issue := map[string]any{
-		"url": repo + "/issues/1347", "repository_url": repo,
-		"labels_url": repo + "/issues/1347/labels{/name}", "comments_url": repo + "/issues/1347/comments",
-		"events_url": repo + "/issues/1347/events", "html_url": "https://github.com/octo-org/hello-world/issues/1347",
-		"id": 444500041, "node_id": "MDU6SXNzdWU0NDQ1MDAwNDE=", "number": 1347,
-		"title": "Crash when the config file has a trailing comment", "user": sender,
-		"labels": []any{}, "state": "open", "locked": false, "assignee": nil, "assignees": []any{},
-		"milestone": nil, "comments": 0, "created_at": "2019-05-15T15:20:18Z", "updated_at": "2019-05-15T15:20:18Z",
-		"closed_at": nil, "author_association": "OWNER", "active_lock_reason": nil,
-		"reactions": map[string]any{"url": repo + "/issues/1347/reactions", "total_count": 0, "+1": 0, "-1": 0},
-		"body":      "",
-	}
-	event := map[string]any{"action": "opened", "issue": issue, "repository": repository, "sender": sender}
-
-	skeleton, err := json.Marshal(event)
+	out, err := loadtest.IssuesPayload("opened", "octo-org/hello-world", 1_347_000, size)
 	if err != nil {
-		tb.Fatalf("json.Marshal: %v", err)
-	}
-	pad := size - len(skeleton)
-	if pad <= 0 {
-		tb.Fatalf("issues.opened skeleton is %d bytes, over the %d wanted", len(skeleton), size)
-	}
-	body := loadtest.Prose(pad)
-	// Newlines cost two bytes once escaped: trim or pad the body until the
-	// encoded delivery is exactly size bytes.
-	var out []byte
-	for range 1000 {
-		issue["body"] = body
-		if out, err = json.Marshal(event); err != nil {
-			tb.Fatalf("json.Marshal: %v", err)
-		}
-		if len(out) == size {
-			break
-		}
-		if len(out) > size {
-			body = body[:len(body)-1]
-		} else {
-			body += "."
-		}
+		tb.Fatal(err)
 	}
 	if len(out) != size {
 		tb.Fatalf("issues.opened payload is %d bytes, want %d", len(out), size)
