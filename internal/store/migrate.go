@@ -190,6 +190,9 @@ func (s *Store) ensureMigrationsTable(ctx context.Context) error {
 // hasFloorColumn reports whether hw_schema_migrations records floors: a
 // hookwise older than them created it without the column.
 func (s *Store) hasFloorColumn(ctx context.Context) (bool, error) {
+	if s.floorColumn.Load() {
+		return true, nil // a column once added stays: readiness asks every second
+	}
 	hasColumn := `SELECT COUNT(*) FROM pragma_table_info('hw_schema_migrations') WHERE name = 'readable_by'`
 	if s.Dialect == Postgres {
 		hasColumn = `SELECT COUNT(*) FROM information_schema.columns
@@ -197,6 +200,7 @@ func (s *Store) hasFloorColumn(ctx context.Context) (bool, error) {
 	}
 	var n int
 	err := s.DB.QueryRowContext(ctx, hasColumn).Scan(&n)
+	s.floorColumn.Store(n > 0)
 	return n > 0, err
 }
 

@@ -44,6 +44,9 @@ type Store struct {
 	// migrationFiles are the migrations this hookwise knows, NNN_name.sql
 	// files at the root (see migrate.go).
 	migrationFiles fs.FS
+	// floorColumn is set once hw_schema_migrations is known to record
+	// floors (see hasFloorColumn).
+	floorColumn atomic.Bool
 	// ingestAt is when PersistDeliveries last ran (Unix nanoseconds).
 	ingestAt atomic.Int64
 	// stopCheckpoints ends the background checkpoints (SQLite).
