@@ -64,46 +64,33 @@ func (ks *keyState) release() {
 	}
 }
 
-// wait returns how long a request must wait before it may start; 0 or
-// less when it may start now.
-func (ks *keyState) wait(now time.Time, write bool, resource string, opts *Options) time.Duration {
+// wait returns how long a request must wait before it may start (0 when
+// it may start now), and the part of that only time ends: a pause, the
+// write window, a window's reset or a bucket's refill, but not a wait for
+// an answer to say what requests cost (any answer may end that one).
+func (ks *keyState) wait(now time.Time, write bool, resource string, opts *Options) (d, timed time.Duration) {
 	next := ks.pausedUntil
 	if write {
 		next = later(next, ks.nextWrite(opts))
 	}
-	d := next.Sub(now)
+	timed = next.Sub(now)
+	d = timed
 	for name, b := range ks.buckets {
 		if resource != "" && name != resource {
 			continue
 		}
-		d = max(d, b.wait(now, len(ks.inflight) == 0))
+		w := b.wait(now, len(ks.inflight) == 0)
+		d = max(d, w)
+		if w != untilAnswer {
+			timed = max(timed, w)
+		}
 	}
 	if d <= 0 {
-		return 0
+		return 0, timed
 	}
 	// Floating-point estimates can ask for a few nanoseconds more after a
 	// wait; do not spin on them.
-	return max(d, time.Millisecond)
-}
-
-// timedWait is the part of wait that only time ends: a pause, the write
-// window, a window's reset or a bucket's refill, but not a wait for an
-// answer to say what requests cost (any answer may end that one).
-func (ks *keyState) timedWait(now time.Time, write bool, resource string, opts *Options) time.Duration {
-	next := ks.pausedUntil
-	if write {
-		next = later(next, ks.nextWrite(opts))
-	}
-	d := next.Sub(now)
-	for name, b := range ks.buckets {
-		if resource != "" && name != resource {
-			continue
-		}
-		if w := b.wait(now, len(ks.inflight) == 0); w != untilAnswer {
-			d = max(d, w)
-		}
-	}
-	return d
+	return max(d, time.Millisecond), timed
 }
 
 // waitingFor names what a request waits for the longest, for people.

@@ -409,12 +409,11 @@ func (t *Transport) admit(ctx context.Context, ks *keyState, req *http.Request, 
 			t.mu.Unlock()
 			return nil, err
 		}
-		d := ks.wait(now, write, resource, &t.opts)
-		if long := ks.timedWait(now, write, resource, &t.opts); t.opts.SnoozeAfter > 0 && long > t.opts.SnoozeAfter {
+		d, long := ks.wait(now, write, resource, &t.opts)
+		if t.opts.SnoozeAfter > 0 && long > t.opts.SnoozeAfter {
 			if probe {
 				ks.probing = false
 			}
-			delete(ks.waiters, waiter)
 			t.mu.Unlock()
 			return nil, &WaitError{Upstream: t.opts.Upstream, Key: ks.name, What: ks.waitingFor(now, write, &t.opts), RetryAfter: long}
 		}
