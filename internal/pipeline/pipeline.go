@@ -6,6 +6,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -422,30 +423,9 @@ func (p *Pipeline) analyse(ctx context.Context, d store.Delivery, t *task) (stor
 	if batch {
 		return store.Analysis{}, p.toBatch(ctx, d, t, req, chars, usageID)
 	}
-	res, err := p.model.Complete(ctx, req)
-	if wait := (*pace.WaitError)(nil); errors.As(err, &wait) {
-		// Not sent: it waits for the API's allowance or a free slot.
-		if uerr := p.store.Unreserve(context.WithoutCancel(ctx), usageID); uerr != nil {
-			p.deliveryLog(d).Warn("drop the reservation of a call not made", "err", uerr)
-		}
-		return store.Analysis{}, err
-	}
-	p.m.modelCall(req.Model, res, err)
-	model := res.Model
-	if model == "" {
-		model = req.Model
-	}
-	usage := usageOf(res)
-	micros := p.opts.Prices.For(model).Micros(usage)
-	if ce := (*claude.Error)(nil); errors.As(err, &ce) && ce.Unanswered {
-		// Sent, and no answer: the API may have run it and billed it.
-		// Charge the estimate, so that lost answers never let spending
-		// pass a budget unseen.
-		micros = estimate
-	}
-	p.settle(ctx, d, usageID, model, usage, micros, res, err)
+	res, model, usage, micros, err := p.call(ctx, d, req, usageID, estimate)
 	if err != nil {
-		return store.Analysis{}, fmt.Errorf("ask model: %w", err)
+		return store.Analysis{}, err
 	}
 	p.est.Learn(req.Model, chars, usage.Input+usage.CacheWrite+usage.CacheRead)
 	result := res.JSON
@@ -490,6 +470,35 @@ func (p *Pipeline) labelAndClose(ctx context.Context, t *task, number int, ans a
 		}
 	}
 	return did, nil
+}
+
+// call asks the model for req, reserved in the ledger as usageID, and
+// settles what it cost: what the API reported, or the estimate when an
+// answer was lost. A call that was never sent (it waits for the API's
+// allowance or a free slot) gives its reservation back.
+func (p *Pipeline) call(ctx context.Context, d store.Delivery, req claude.Request, usageID, estimate int64) (claude.Result, string, cost.Usage, int64, error) {
+	res, err := p.model.Complete(ctx, req)
+	if wait := (*pace.WaitError)(nil); errors.As(err, &wait) {
+		if uerr := p.store.Unreserve(context.WithoutCancel(ctx), usageID); uerr != nil {
+			p.deliveryLog(d).Warn("drop the reservation of a call not made", "err", uerr)
+		}
+		return res, "", cost.Usage{}, 0, err
+	}
+	p.m.modelCall(req.Model, res, err)
+	model := cmp.Or(res.Model, req.Model)
+	usage := usageOf(res)
+	micros := p.opts.Prices.For(model).Micros(usage)
+	if ce := (*claude.Error)(nil); errors.As(err, &ce) && ce.Unanswered {
+		// Sent, and no answer: the API may have run it and billed it.
+		// Charge the estimate, so that lost answers never let spending
+		// pass a budget unseen.
+		micros = estimate
+	}
+	p.settle(ctx, d, usageID, model, usage, micros, res, err)
+	if err != nil {
+		return res, model, usage, micros, fmt.Errorf("ask model: %w", err)
+	}
+	return res, model, usage, micros, nil
 }
 
 // act writes the answer to GitHub and returns a one-line account of it.
