@@ -42,23 +42,32 @@ func (p *processor) GaveUp(_ context.Context, id int64, _ error) {
 	p.gaveUp[id]++
 }
 
-// TestWorkerMapsErrors checks what River does with each kind of outcome:
-// success completes, a permanent error cancels after one attempt, a rate
-// limit snoozes without using an attempt, anything else is retried until
-// the attempts run out. The processor hears of each final failure once.
-func TestWorkerMapsErrors(t *testing.T) {
+// migratedStore is a new SQLite store with our and River's migrations,
+// closed when the test ends.
+func migratedStore(t *testing.T) *store.Store {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := queue.Migrate(ctx, st); err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// TestWorkerMapsErrors checks what River does with each kind of outcome:
+// success completes, a permanent error cancels after one attempt, a rate
+// limit snoozes without using an attempt, anything else is retried until
+// the attempts run out. The processor hears of each final failure once.
+func TestWorkerMapsErrors(t *testing.T) {
+	ctx := context.Background()
+	st := migratedStore(t)
 	proc := &processor{calls: map[int64]int{}, gaveUp: map[int64]int{}}
 	q, err := queue.New(st, queue.Options{Workers: 4, MaxAttempts: 5, MaxBackoff: 50 * time.Millisecond,
 		JobTimeout: 10 * time.Second, RescueAfter: time.Minute, Processor: proc})
@@ -156,17 +165,7 @@ func equal(a, b map[string]string) bool {
 // own, never behind the deliveries.
 func TestDispatchSetsPriority(t *testing.T) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := queue.Migrate(ctx, st); err != nil {
-		t.Fatal(err)
-	}
+	st := migratedStore(t)
 	priority := func(event, action string) int {
 		if event == "pull_request" && action == "review_requested" {
 			return 1
